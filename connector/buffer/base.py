@@ -1,0 +1,144 @@
+"""The buffer interface: a durable append-only log of raw records with one cursor per sink.
+
+Every kind (memory, sqlite, nats) implements ``Buffer``. The contract:
+- ``append`` returns only once the records are stored as durably as the kind can;
+- ``read`` returns records after the sink's read position, in order;
+- ``ack`` marks records done for a sink; its committed cursor advances over contiguous acks;
+- ``dead_letter`` keeps a record a sink refused, with the reason; it counts as done;
+- a record may be deleted once every sink has passed it.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections import deque
+from collections.abc import Sequence
+
+import anyio
+import msgspec
+
+from ..records import DeadLetter, Record
+
+
+class BufferConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, tag_field="type"):
+    """Base of the ``[buffer]`` table of each kind."""
+
+    def build(self, config_dir: str) -> Buffer:
+        raise NotImplementedError
+
+
+class NewRecord(msgspec.Struct, frozen=True, gc=False):
+    """A record on its way into the buffer (it gets its ``seq`` there)."""
+
+    id: str
+    source: str
+    received_at: float
+    body: bytes
+    only_sink: str | None = None
+
+
+class Buffer(abc.ABC):
+    """A log of raw records with per-sink cursors and dead letters."""
+
+    durable: bool = True
+
+    def __init__(self) -> None:
+        self._appended = anyio.Event()
+        self.healthy = True
+
+    # lifecycle -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def open(self, sinks: Sequence[str]) -> None:
+        """Open storage and load the committed cursor of each sink in ``sinks``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Persist cursors and release storage."""
+
+    # records ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def append(self, records: Sequence[NewRecord]) -> None:
+        """Store ``records``; return once durable. Raise BufferFull or BufferUnavailable."""
+
+    @abc.abstractmethod
+    async def read(self, sink: str, limit: int) -> list[Record]:
+        """Up to ``limit`` records after ``sink``'s read position (empty when caught up)."""
+
+    @abc.abstractmethod
+    async def ack(self, sink: str, seqs: Sequence[int]) -> None:
+        """Mark ``seqs`` delivered (or skipped) for ``sink``."""
+
+    @abc.abstractmethod
+    async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
+        """Keep ``record`` as refused by ``sink``; it then counts as acknowledged."""
+
+    async def wait(self, timeout: float) -> None:
+        """Return when records may have been appended, or after ``timeout`` seconds."""
+        with anyio.move_on_after(timeout):
+            await self._appended.wait()
+
+    def notify(self) -> None:
+        """Wake every ``wait``-er (after an append, or to make readers look again)."""
+        self._appended.set()
+        self._appended = anyio.Event()
+
+    # dead letters ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def dead_letters(self, ids: Sequence[int] = ()) -> list[DeadLetter]:
+        """Dead letters, oldest first; only ``ids`` when given."""
+
+    @abc.abstractmethod
+    async def replay(self, ids: Sequence[int] = ()) -> int:
+        """Put dead letters (all when ``ids`` is empty) back in the log for their sink only."""
+
+    @abc.abstractmethod
+    async def purge(self, ids: Sequence[int] = ()) -> int:
+        """Delete dead letters (all when ``ids`` is empty); return how many."""
+
+    # state -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def lag(self) -> dict[str, int]:
+        """Per sink, how many records are stored after its committed cursor."""
+
+
+class CursorTracker:
+    """A sink's positions: read (handed out) and committed (everything before it is done).
+
+    Records are acknowledged out of order; the committed cursor advances over contiguous ones.
+    """
+
+    __slots__ = ("committed", "read_position", "_order", "_done")
+
+    def __init__(self, committed: int):
+        self.committed = committed
+        self.read_position = committed
+        self._order: deque[int] = deque()
+        self._done: set[int] = set()
+
+    def handed_out(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            self._order.extend(seqs)
+            self.read_position = seqs[-1]
+
+    def acked(self, seqs: Sequence[int]) -> bool:
+        """Record acks; return True when the committed cursor moved."""
+        self._done.update(seqs)
+        order, done, moved = self._order, self._done, False
+        while order and order[0] in done:
+            seq = order.popleft()
+            done.discard(seq)
+            self.committed = seq
+            moved = True
+        return moved
+
+    def rewind(self) -> None:
+        """Forget what was handed out but not acked: it will be read again."""
+        self._order.clear()
+        self._done.clear()
+        self.read_position = self.committed
+
+
+def now() -> float:
+    """Wall-clock seconds, for received and failed times."""
+    return time.time()

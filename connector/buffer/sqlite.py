@@ -1,0 +1,276 @@
+"""The ``sqlite`` buffer: the embedded default, a WAL-mode SQLite file on local disk.
+
+An append returns once its transaction is committed with ``synchronous=FULL``. Concurrent
+appends are group-committed: while one transaction commits, the next appends queue up, and the
+next leader commits all of them in one transaction. SQLite work runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from ..errors import BufferFull, BufferUnavailable
+from ..records import DeadLetter, Record
+from .base import Buffer, BufferConfig, CursorTracker, NewRecord, now
+
+T = TypeVar("T")
+CURSOR_FLUSH_SECONDS = 0.5
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    body BLOB NOT NULL,
+    only_sink TEXT
+);
+CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    failed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+"""
+
+
+class SqliteBufferConfig(BufferConfig, tag="sqlite"):
+    """``type = "sqlite"``: ``path`` of the database file, ``max_bytes`` of stored bodies."""
+
+    path: str = "data/connector.db"
+    max_bytes: int = 1 << 30
+
+    def build(self, config_dir: str) -> Buffer:
+        path = os.path.normpath(os.path.join(config_dir, os.path.expanduser(self.path)))
+        return SqliteBuffer(path, self.max_bytes)
+
+
+class _Pending:
+    __slots__ = ("records", "done", "error")
+
+    def __init__(self, records: Sequence[NewRecord]):
+        self.records = records
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class SqliteBuffer(Buffer):
+    """Records, cursors and dead letters in one SQLite database."""
+
+    def __init__(self, path: str, max_bytes: int = 1 << 30):
+        super().__init__()
+        self.path = path
+        self.max_bytes = max_bytes
+        self.stored_bytes = 0
+        self.commits = 0
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_lock = anyio.Lock()
+        self._read_lock = anyio.Lock()
+        self._queue: list[_Pending] = []
+        self._cursors: dict[str, CursorTracker] = {}
+        self._cursors_dirty = False
+        self._flushed_at = 0.0
+        self._deleted_upto = 0
+
+    # lifecycle -------------------------------------------------------------------------------
+    async def open(self, sinks: Sequence[str]) -> None:
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            self._writer = self._connect()
+            self._reader = self._connect()
+            self._writer.executescript(SCHEMA)
+            saved = dict(self._writer.execute("SELECT sink, seq FROM cursors").fetchall())
+            (self.stored_bytes,) = self._writer.execute(
+                "SELECT COALESCE(SUM(length(body)), 0) FROM records").fetchone()
+        except (OSError, sqlite3.Error) as exc:
+            raise BufferUnavailable(f"cannot open the sqlite buffer at {self.path}: {exc}") from None
+        self._cursors = {sink: CursorTracker(saved.get(sink, 0)) for sink in sinks}
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    async def close(self) -> None:
+        if self._writer is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await self._flush_cursors()
+            async with self._write_lock, self._read_lock:
+                self._writer.close()
+                self._reader.close()  # type: ignore[union-attr]
+        self._writer = self._reader = None
+        self.notify()
+
+    # appends ---------------------------------------------------------------------------------
+    async def append(self, records: Sequence[NewRecord]) -> None:
+        size = sum(len(r.body) for r in records)
+        if self.stored_bytes + size > self.max_bytes:
+            raise BufferFull(f"the sqlite buffer holds its limit of {self.max_bytes} bytes")
+        entry = _Pending(records)
+        self._queue.append(entry)
+        async with self._write_lock:
+            if not entry.done:
+                batch, self._queue = self._queue, []
+                await self._commit(batch)
+        if entry.error is not None:
+            raise BufferUnavailable("the sqlite buffer could not store the records") from entry.error
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        rows = [(r.id, r.source, r.received_at, r.body, r.only_sink) for p in batch for r in p.records]
+        error: BaseException | None = None
+        try:
+            await self._in_thread(self._insert, rows)
+            self.stored_bytes += sum(len(row[3]) for row in rows)
+            self.commits += 1
+            self.healthy = True
+        except sqlite3.Error as exc:
+            error, self.healthy = exc, False
+        for pending in batch:
+            pending.done, pending.error = True, error
+        if error is None:
+            self.notify()
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        db = self._writer
+        assert db is not None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO records (id, source, received_at, body, only_sink) VALUES (?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # reads and acks --------------------------------------------------------------------------
+    async def read(self, sink: str, limit: int) -> list[Record]:
+        if self._cursors_dirty and time.monotonic() - self._flushed_at >= CURSOR_FLUSH_SECONDS:
+            await self._flush_cursors()
+        cursor = self._cursors[sink]
+        async with self._read_lock:
+            rows = await self._in_thread(self._select, cursor.read_position, limit)
+        records = [Record(*row) for row in rows]
+        cursor.handed_out([r.seq for r in records])
+        return records
+
+    def _select(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        assert self._reader is not None
+        return self._reader.execute(
+            "SELECT seq, id, source, received_at, body, only_sink FROM records "
+            "WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+
+    async def ack(self, sink: str, seqs: Sequence[int]) -> None:
+        if self._cursors[sink].acked(seqs):
+            self._cursors_dirty = True
+
+    async def _flush_cursors(self) -> None:
+        """Persist moved cursors and delete the records every sink has passed."""
+        if not self._cursors_dirty or self._writer is None:
+            return
+        self._cursors_dirty = False
+        self._flushed_at = time.monotonic()
+        positions = [(sink, c.committed) for sink, c in self._cursors.items()]
+        floor = min(seq for _, seq in positions)
+        async with self._write_lock:
+            freed = await self._in_thread(self._save_cursors, positions, floor)
+        self.stored_bytes -= freed
+
+    def _save_cursors(self, positions: list[tuple[str, int]], floor: int) -> int:
+        db = self._writer
+        assert db is not None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR REPLACE INTO cursors (sink, seq) VALUES (?, ?)", positions)
+            freed = 0
+            if floor > self._deleted_upto:
+                (freed,) = db.execute(
+                    "SELECT COALESCE(SUM(length(body)), 0) FROM records WHERE seq <= ?", (floor,)).fetchone()
+                db.execute("DELETE FROM records WHERE seq <= ?", (floor,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._deleted_upto = max(self._deleted_upto, floor)
+        return int(freed)
+
+    async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
+        row = (sink, record.id, record.source, record.received_at, record.body, reason, attempts, now())
+        async with self._write_lock:
+            await self._in_thread(self._execute_committed,
+                                  "INSERT INTO dead_letters (sink, record_id, source, received_at, body, "
+                                  "reason, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def _execute_committed(self, sql: str, params: Sequence[Any]) -> int:
+        db = self._writer
+        assert db is not None
+        return db.execute(sql, params).rowcount
+
+    # dead letters ------------------------------------------------------------------------------
+    async def dead_letters(self, ids: Sequence[int] = ()) -> list[DeadLetter]:
+        sql = ("SELECT id, sink, record_id, source, received_at, body, reason, attempts, failed_at "
+               "FROM dead_letters")
+        if ids:
+            sql += f" WHERE id IN ({', '.join('?' * len(ids))})"
+        async with self._read_lock:
+            rows = await self._in_thread(lambda: self._reader.execute(sql + " ORDER BY id", list(ids)).fetchall())  # type: ignore[union-attr]
+        return [DeadLetter(*row) for row in rows]
+
+    async def replay(self, ids: Sequence[int] = ()) -> int:
+        where = f" WHERE id IN ({', '.join('?' * len(ids))})" if ids else ""
+
+        def move() -> int:
+            db = self._writer
+            assert db is not None
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                count = db.execute(
+                    "INSERT INTO records (id, source, received_at, body, only_sink) "
+                    f"SELECT record_id, source, received_at, body, sink FROM dead_letters{where} ORDER BY id",
+                    list(ids)).rowcount
+                db.execute(f"DELETE FROM dead_letters{where}", list(ids))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return count
+
+        async with self._write_lock:
+            count = await self._in_thread(move)
+        self.notify()
+        return count
+
+    async def purge(self, ids: Sequence[int] = ()) -> int:
+        where = f" WHERE id IN ({', '.join('?' * len(ids))})" if ids else ""
+        async with self._write_lock:
+            return await self._in_thread(self._execute_committed, f"DELETE FROM dead_letters{where}", list(ids))
+
+    async def lag(self) -> dict[str, int]:
+        def count() -> dict[str, int]:
+            assert self._reader is not None
+            return {sink: self._reader.execute("SELECT COUNT(*) FROM records WHERE seq > ?",
+                                               (c.committed,)).fetchone()[0]
+                    for sink, c in self._cursors.items()}
+
+        async with self._read_lock:
+            return await self._in_thread(count)
+
+    @staticmethod
+    async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args)

@@ -1,0 +1,118 @@
+"""The command line: ``connector run | check | plugins | dlq``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import version
+from typing import Any
+
+import anyio
+import msgspec
+
+from . import logging as connector_logging
+from .config import Config, load_config, secret_fields
+from .errors import ConnectorError
+from .graph import build_graph, check_graph
+from .plugins import load_registry
+
+DEFAULT_CONFIG = "connector.toml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``connector`` script; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    connector_logging.configure("info")
+    try:
+        return int(args.handler(args) or 0)
+    except ConnectorError as exc:
+        print(f"connector: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="connector", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"connector {version('connector')}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file (TOML)")
+        return sub
+
+    with_config(command("run", _run, "run the daemon until SIGTERM or SIGINT"))
+    with_config(command("check", _check, "validate the config and print the resolved graph"))
+    command("plugins", _plugins, "list the registered source, mapper and sink types")
+    dlq = command("dlq", lambda a: dlq.print_help() or 2, "inspect and replay dead letters")
+    actions = dlq.add_subparsers(dest="action", metavar="ACTION")
+    for name, help in (("list", "list dead letters"), ("show", "show dead letters in full"),
+                       ("replay", "put dead letters back for their sink"), ("purge", "delete dead letters")):
+        sub = with_config(actions.add_parser(name, help=help, description=help))
+        sub.add_argument("ids", nargs="*", type=int, help="dead-letter ids")
+        if name in ("replay", "purge"):
+            sub.add_argument("--all", action="store_true", help="every dead letter")
+        sub.set_defaults(handler=_dlq, action=name)
+    return parser
+
+
+def _load(path: str) -> Config:
+    return load_config(path, load_registry())
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runtime import Daemon
+
+    config = _load(args.config)
+    connector_logging.configure(config.service.log_level, config.secrets)
+    graph = build_graph(config)
+    buffer = config.buffer.build(config.directory)
+    return anyio.run(Daemon(config, graph, buffer).run, backend_options={"use_uvloop": True})
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    check_graph(config)
+    print(f"{config.path}: ok")
+    print(f"buffer: {_describe(config.buffer)}")
+    print(f"server: http://{config.server.host}:{config.server.port}")
+    for component in config.components():
+        print(f"{component.kind} {component.name} ({component.plugin}): {_describe(component.config)}")
+    return 0
+
+
+def _describe(config: msgspec.Struct) -> str:
+    secrets = set(secret_fields(type(config)))
+    fields = msgspec.structs.asdict(config)
+    shown = {k: ("***" if k in secrets and v else v) for k, v in fields.items()}
+    tag = type(config).__struct_config__.tag
+    return msgspec.json.encode({"type": tag, **shown}).decode()
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    registry = load_registry()
+    rows = [(r.kind, r.name, r.plugin, r.distribution) for r in registry.all()]
+    widths = [max(len(row[i]) for row in [("KIND", "TYPE", "PLUGIN", "PACKAGE"), *rows]) for i in range(4)]
+    for row in [("KIND", "TYPE", "PLUGIN", "PACKAGE"), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from .dlq import run_dlq
+
+    config = _load(args.config)
+    return anyio.run(run_dlq, config, args.action, args.ids, getattr(args, "all", False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

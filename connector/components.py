@@ -1,0 +1,164 @@
+"""The three kinds of component a plugin provides, as config classes and runtime contracts.
+
+A plugin declares each component type as a config Struct; the ``tag`` is its ``type`` name:
+
+    class FileSink(SinkConfig, tag="file"):
+        path: str
+        def build(self, ctx: BuildContext) -> Sink: ...
+
+The core validates a component's TOML table against the class (unknown keys are errors) and
+calls ``build`` to make the running component: "the config is the factory".
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+import anyio.abc
+import msgspec
+import structlog
+
+from .records import Envelope, Record
+
+if TYPE_CHECKING:
+    from .pipeline import Acks
+    from .sources import SourceContext
+
+Secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
+"""A config string that is a credential: redacted in ``connector check`` and in logs."""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a config's ``build`` gets: the component's name, a logger, and path resolution."""
+
+    name: str
+    config_dir: str
+    log: Any
+
+    def path(self, value: str) -> str:
+        """Resolve a configured path relative to the config file's directory."""
+        return os.path.normpath(os.path.join(self.config_dir, os.path.expanduser(value)))
+
+
+class ComponentConfig(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, tag_field="type"
+):
+    """Base of every component config. Subclasses set ``tag="<type name>"``."""
+
+    kind: ClassVar[str] = "component"
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The ``type`` a config table uses to select this class."""
+        tag = cls.__struct_config__.tag
+        if not isinstance(tag, str):
+            raise TypeError(f"{cls.__qualname__} needs a tag: class {cls.__name__}(..., tag='name')")
+        return tag
+
+
+class SourceConfig(ComponentConfig):
+    """Config of a source type; ``build`` returns a ``WebhookSource`` or a ``PollingSource``."""
+
+    kind: ClassVar[str] = "source"
+
+    @abc.abstractmethod
+    def build(self, ctx: BuildContext) -> Source: ...
+
+
+class MapperConfig(ComponentConfig):
+    """Config of a mapper type; ``inputs`` name the sources it maps."""
+
+    kind: ClassVar[str] = "mapper"
+    inputs: list[str]
+
+    @abc.abstractmethod
+    def build(self, ctx: BuildContext) -> Mapper: ...
+
+
+class SinkConfig(ComponentConfig):
+    """Config of a sink type; ``inputs`` name mappers (or sources, for raw records)."""
+
+    kind: ClassVar[str] = "sink"
+    inputs: list[str]
+
+    @abc.abstractmethod
+    def build(self, ctx: BuildContext) -> Sink: ...
+
+
+class Source(abc.ABC):
+    """A running source. ``name`` is its table name in the config."""
+
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A webhook delivery that passed the ingress checks: lowercase header names, raw body."""
+
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What a webhook source made of a delivery.
+
+    ``records`` are decoded records (msgspec Structs, dicts, lists...), stored canonically;
+    ``forward=False`` acknowledges a delivery without storing it (a vendor's test delivery).
+    """
+
+    records: Sequence[Any]
+    forward: bool = True
+
+
+class WebhookSource(Source):
+    """A source mounted on the shared HTTP ingress at ``path``."""
+
+    path: str = ""
+
+    @abc.abstractmethod
+    def accept(self, request: WebhookRequest) -> Accepted:
+        """Authenticate and decode one delivery; raise ``HTTPError`` (401, 400...) to refuse it.
+
+        Runs on the event loop for every request: keep it CPU-light and never block.
+        """
+
+
+class PollingSource(Source):
+    """A source that fetches records itself, in its own task."""
+
+    @abc.abstractmethod
+    async def run(self, ctx: SourceContext) -> None:
+        """Poll until cancelled; store records with ``ctx.append``; cancellation stops it."""
+
+
+class Mapper(abc.ABC):
+    """A pure function from one raw record to zero or more output messages; never does I/O."""
+
+    @abc.abstractmethod
+    def map(self, record: Record) -> Sequence[Any]:
+        """Return the messages for ``record``; raise ``RecordRejected`` to dead-letter it."""
+
+
+class Sink(abc.ABC):
+    """A running sink: consumes envelopes and acknowledges each one exactly once."""
+
+    @abc.abstractmethod
+    async def run(self, inbox: anyio.abc.ObjectReceiveStream[Envelope], acks: Acks) -> None:
+        """Deliver envelopes until ``inbox`` is closed and empty, then return.
+
+        Call ``await acks.ack(envelopes)`` once delivered, ``await acks.dead_letter(envelope,
+        reason)`` for a permanent refusal, ``acks.pause(reason)`` / ``acks.resume()`` while the
+        destination as a whole is failing. An unacknowledged envelope is redelivered after a
+        restart, with the same id.
+        """
+
+
+def logger(component: str) -> Any:
+    """A structlog logger bound to a component name."""
+    return structlog.get_logger("connector").bind(component=component)

@@ -1,0 +1,253 @@
+"""Configuration: TOML, ``${ENV}`` interpolation, per-component msgspec validation.
+
+Every error names the file, the line when it can be found, the component and the key, e.g.
+``config.toml:14: sinks.segment.write_key: Expected `str`, got `int```.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from .buffer import BUFFER_KINDS, BufferConfig
+from .components import ComponentConfig
+from .errors import ConfigError
+from .registry import Registry
+
+SECTIONS = ("sources", "mappers", "sinks")
+KIND_OF_SECTION = {"sources": "source", "mappers": "mapper", "sinks": "sink"}
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    pass
+
+
+class ServiceConfig(_Section):
+    """``[service]``: logging and shutdown."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_grace_seconds: float = 10.0
+
+
+class ServerConfig(_Section):
+    """``[server]``: the shared HTTP ingress."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class Component:
+    """One configured component: its section, name and validated config."""
+
+    kind: str
+    name: str
+    config: ComponentConfig
+    plugin: str
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(getattr(self.config, "inputs", []))
+
+
+@dataclass
+class Config:
+    """A loaded, validated configuration."""
+
+    path: str
+    service: ServiceConfig
+    server: ServerConfig
+    buffer: BufferConfig
+    sources: dict[str, Component] = field(default_factory=dict)
+    mappers: dict[str, Component] = field(default_factory=dict)
+    sinks: dict[str, Component] = field(default_factory=dict)
+    secrets: frozenset[str] = frozenset()
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(os.path.abspath(self.path))
+
+    def components(self) -> Iterator[Component]:
+        yield from self.sources.values()
+        yield from self.mappers.values()
+        yield from self.sinks.values()
+
+
+def load_config(path: str, registry: Registry) -> Config:
+    """Read, interpolate and validate the config file at ``path``."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return _Loader(path, text, registry).load(document)
+
+
+class _Loader:
+    def __init__(self, path: str, text: str, registry: Registry):
+        self.path = path
+        self.lines = text.splitlines()
+        self.registry = registry
+
+    def error(self, table: str, key: str | None, message: str) -> ConfigError:
+        line = self.locate(table, key)
+        where = f"{self.path}:{line}" if line else self.path
+        name = f"{table}.{key}" if key else table
+        return ConfigError(f"{where}: {name}: {message}")
+
+    def locate(self, table: str, key: str | None) -> int | None:
+        """The 1-based line of ``key`` in ``[table]`` (or of the header), when it can be found."""
+        header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table.split("."))) + r"\s*\]")
+        key_line = re.compile(r"^\s*" + re.escape(key or "") + r"\s*=") if key else None
+        start = None
+        for number, line in enumerate(self.lines, 1):
+            if start is None:
+                if header.match(line):
+                    start = number
+                    if key_line is None:
+                        return number
+            elif re.match(r"^\s*\[", line):
+                break
+            elif key_line is not None and key_line.match(line):
+                return number
+        if start is None and key_line is not None and "." not in table:
+            return next((n for n, line in enumerate(self.lines, 1) if key_line.match(line)), None)
+        return start
+
+    def load(self, document: dict[str, Any]) -> Config:
+        secrets: set[str] = set()
+        document = self.interpolate(document, ())
+        unknown = sorted(set(document) - {"service", "server", "buffer", *SECTIONS})
+        if unknown:
+            raise self.error(unknown[0], None, "unknown section (expected service, server, buffer, "
+                             "sources, mappers, sinks)")
+        service = self.convert(document.get("service", {}), ServiceConfig, "service")
+        server = self.convert(document.get("server", {}), ServerConfig, "server")
+        buffer = self.load_buffer(document.get("buffer", {}))
+        config = Config(self.path, service, server, buffer)
+        for section in SECTIONS:
+            tables = document.get(section, {})
+            if not isinstance(tables, dict):
+                raise self.error(section, None, "must be a table of named components")
+            for name, table in tables.items():
+                component = self.load_component(section, name, table)
+                getattr(config, section)[name] = component
+                secrets.update(secret_values(component.config))
+        config.secrets = frozenset(secrets)
+        return config
+
+    def load_buffer(self, table: Any) -> BufferConfig:
+        if not isinstance(table, dict):
+            raise self.error("buffer", None, "must be a table")
+        kind = table.get("type", "sqlite")
+        cls = BUFFER_KINDS.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            raise self.error("buffer", "type", f"unknown buffer type {kind!r} (one of: {', '.join(BUFFER_KINDS)})")
+        return self.convert(table, cls, "buffer")
+
+    def load_component(self, section: str, name: str, table: Any) -> Component:
+        where = f"{section}.{name}"
+        if not isinstance(table, dict):
+            raise self.error(where, None, "must be a table")
+        kind = KIND_OF_SECTION[section]
+        type_name = table.get("type")
+        if not isinstance(type_name, str):
+            raise self.error(where, "type" if "type" in table else None,
+                             f"needs a `type` (installed {kind} types: {self.installed(kind)})")
+        registration = self.registry.get(kind, type_name)
+        if registration is None:
+            raise self.error(where, "type", f"unknown {kind} type {type_name!r} "
+                             f"(installed: {self.installed(kind)})")
+        config = self.convert(table, registration.config, where)
+        return Component(kind, name, config, registration.plugin)
+
+    def installed(self, kind: str) -> str:
+        return ", ".join(self.registry.names(kind)) or "none"
+
+    def convert(self, table: Any, cls: type, where: str) -> Any:
+        try:
+            return msgspec.convert(table, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            key, message = _explain(str(exc))
+            raise self.error(where, key, message) from None
+
+    def interpolate(self, value: Any, path: tuple[str, ...]) -> Any:
+        if isinstance(value, str):
+            return self.substitute(value, path)
+        if isinstance(value, dict):
+            return {k: self.interpolate(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.interpolate(v, path) for v in value]
+        return value
+
+    def substitute(self, value: str, path: tuple[str, ...]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name)
+            if found is not None and (found or default is None):
+                return found
+            if default is not None:
+                return default
+            raise self.error(".".join(path[:-1]) or path[0], path[-1] if len(path) > 1 else None,
+                             f"environment variable {name} is not set "
+                             f"(set it, or write ${{{name}:-default}})")
+
+        return _ENV.sub(replace, value) if "$" in value else value
+
+
+def _explain(message: str) -> tuple[str | None, str]:
+    """Split a msgspec validation message into the offending key and a readable reason."""
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
+    if unknown:
+        return unknown.group(1), "unknown key (check its spelling against the plugin's settings)"
+    missing = re.match(r"Object missing required field `([^`]+)`", message)
+    if missing:
+        return missing.group(1), "required key is missing"
+    at = re.search(r" - at `\$\.([A-Za-z0-9_\-]+)(.*)`$", message)
+    if at:
+        reason = message[: at.start()]
+        return at.group(1), reason + (f" (at {at.group(2)})" if at.group(2) else "")
+    return None, message
+
+
+def secret_values(config: msgspec.Struct) -> set[str]:
+    """The values of the fields of ``config`` typed ``connector.Secret`` (strings, or lists)."""
+    values: set[str] = set()
+    for name in secret_fields(type(config)):
+        value = getattr(config, name)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and item:
+                values.add(item)
+    return values
+
+
+def secret_fields(cls: type) -> list[str]:
+    """Names of the fields of a Struct class marked secret (``Secret``, ``list[Secret]``...)."""
+    info = msgspec.inspect.type_info(cls)
+    return [f.name for f in getattr(info, "fields", ()) if _is_secret(f.type)]
+
+
+def _is_secret(t: msgspec.inspect.Type) -> bool:
+    if isinstance(t, msgspec.inspect.Metadata):
+        return bool((t.extra or {}).get("secret")) or _is_secret(t.type)
+    if isinstance(t, msgspec.inspect.UnionType):
+        return any(_is_secret(x) for x in t.types)
+    if isinstance(t, (msgspec.inspect.ListType, msgspec.inspect.TupleType)):
+        inner = getattr(t, "item_type", None)
+        return inner is not None and _is_secret(inner)
+    return False

@@ -1,0 +1,57 @@
+"""``connector dlq``: list, show, replay and purge dead letters, daemon running or not."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+
+from .config import Config
+from .errors import ConfigError
+from .records import DeadLetter
+
+
+async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: bool) -> int:
+    """Carry out one ``connector dlq`` action against the configured buffer."""
+    buffer = config.buffer.build(config.directory)
+    if not buffer.durable:
+        raise ConfigError(f"{config.path}: buffer.type: a {type(config.buffer).__struct_config__.tag} "
+                          "buffer keeps no dead letters between runs")
+    if action in ("replay", "purge") and not ids and not everything:
+        raise ConfigError(f"dlq {action}: name dead-letter ids, or pass --all")
+    await buffer.open(sinks=[])
+    try:
+        if action == "list":
+            for letter in await buffer.dead_letters(ids):
+                print(_line(letter))
+        elif action == "show":
+            for letter in await buffer.dead_letters(ids):
+                print(_full(letter))
+        elif action == "replay":
+            print(f"replayed {await buffer.replay(ids)} dead letter(s)")
+        else:
+            print(f"purged {await buffer.purge(ids)} dead letter(s)")
+    finally:
+        await buffer.close()
+    return 0
+
+
+def _when(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")
+
+
+def _line(letter: DeadLetter) -> str:
+    return (f"{letter.id}\t{letter.sink}\t{letter.record_id}\t{_when(letter.failed_at)}\t"
+            f"attempts={letter.attempts}\t{letter.reason}")
+
+
+def _full(letter: DeadLetter) -> str:
+    return "\n".join([
+        f"id:          {letter.id}",
+        f"sink:        {letter.sink}",
+        f"record:      {letter.record_id} (source {letter.source})",
+        f"received:    {_when(letter.received_at)}",
+        f"failed:      {_when(letter.failed_at)} after {letter.attempts} attempt(s)",
+        f"reason:      {letter.reason}",
+        f"body:        {letter.body.decode('utf-8', errors='replace')}",
+        "",
+    ])

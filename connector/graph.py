@@ -1,0 +1,100 @@
+"""The component graph: sources, mappers and sinks wired by ``inputs``, checked and built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .components import BuildContext, Mapper, PollingSource, Sink, Source, WebhookSource, logger
+from .config import Config
+from .errors import ConfigError
+from .pipeline import Route
+
+RESERVED_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+def check_graph(config: Config) -> None:
+    """Reject dangling, cyclic or ill-typed ``inputs`` and clashing names, naming the key."""
+    for name in set(config.sources) & set(config.mappers):
+        raise ConfigError(f"{config.path}: mappers.{name}: a source is named {name!r} too; "
+                          "inputs refer to components by name, so names must be unique")
+    for mapper in config.mappers.values():
+        _check_inputs(config, "mappers", mapper.name, mapper.inputs, allowed=config.sources)
+    for sink in config.sinks.values():
+        _check_inputs(config, "sinks", sink.name, sink.inputs, allowed={**config.sources, **config.mappers})
+
+
+def _check_inputs(config: Config, section: str, name: str, inputs: list[str], allowed: dict) -> None:
+    where = f"{config.path}: {section}.{name}.inputs"
+    if not inputs:
+        raise ConfigError(f"{where}: needs at least one input")
+    for item in inputs:
+        if item in allowed:
+            continue
+        if section == "mappers" and item in config.mappers:
+            if item == name or name in _upstream_mappers(config, item):
+                raise ConfigError(f"{where}: {item!r} leads back to {name!r}: inputs must not form a cycle")
+            raise ConfigError(f"{where}: {item!r} is a mapper; a mapper's inputs are sources "
+                              f"({', '.join(sorted(config.sources)) or 'none configured'})")
+        known = ", ".join(sorted(allowed)) or "none configured"
+        raise ConfigError(f"{where}: unknown input {item!r} (known: {known})")
+
+
+def _upstream_mappers(config: Config, start: str) -> set[str]:
+    """Every mapper that ``start`` reads from, directly or not."""
+    seen: set[str] = set()
+    stack = [i for i in config.mappers[start].inputs if i in config.mappers]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(i for i in config.mappers[node].inputs if i in config.mappers)
+    return seen
+
+
+@dataclass
+class Graph:
+    """Built components, ready to run."""
+
+    webhook_sources: list[WebhookSource] = field(default_factory=list)
+    polling_sources: list[PollingSource] = field(default_factory=list)
+    sinks: dict[str, Sink] = field(default_factory=dict)
+    routes: dict[str, dict[str, list[Route]]] = field(default_factory=dict)
+
+
+def build_graph(config: Config) -> Graph:
+    """Check the wiring, then build every component from its config."""
+    check_graph(config)
+    graph = Graph()
+    paths: dict[str, str] = {}
+    for component in config.sources.values():
+        source: Source = component.config.build(_context(config, component.name))  # type: ignore[attr-defined]
+        source.name = component.name
+        if isinstance(source, WebhookSource):
+            where = f"{config.path}: sources.{component.name}.path"
+            if not source.path.startswith("/") or source.path in RESERVED_PATHS:
+                raise ConfigError(f"{where}: {source.path!r} must start with / and not be one of "
+                                  f"{', '.join(RESERVED_PATHS)}")
+            if source.path in paths:
+                raise ConfigError(f"{where}: {source.path!r} is also the path of sources.{paths[source.path]}")
+            paths[source.path] = component.name
+            graph.webhook_sources.append(source)
+        elif isinstance(source, PollingSource):
+            graph.polling_sources.append(source)
+    mappers: dict[str, Mapper] = {
+        c.name: c.config.build(_context(config, c.name)) for c in config.mappers.values()  # type: ignore[attr-defined]
+    }
+    for component in config.sinks.values():
+        routes: dict[str, list[Route]] = {}
+        for item in component.inputs:
+            if item in config.sources:
+                routes.setdefault(item, []).append(Route(item, None))
+            else:
+                for source in config.mappers[item].inputs:
+                    routes.setdefault(source, []).append(Route(item, mappers[item]))
+        graph.routes[component.name] = routes
+        graph.sinks[component.name] = component.config.build(_context(config, component.name))  # type: ignore[attr-defined]
+    return graph
+
+
+def _context(config: Config, name: str) -> BuildContext:
+    return BuildContext(name=name, config_dir=config.directory, log=logger(name))

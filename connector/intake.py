@@ -1,0 +1,34 @@
+"""Intake: turns what sources accepted into stored records with deterministic ids."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import ids, metrics
+from .buffer import Buffer, NewRecord
+
+
+class Intake:
+    """The sources' one way into the buffer; refuses new input once the daemon is stopping."""
+
+    def __init__(self, buffer: Buffer):
+        self.buffer = buffer
+        self.stopping = False
+        self._received: dict[str, Any] = {}
+
+    async def store(self, source: str, records: Sequence[Any]) -> None:
+        """Encode ``records`` canonically, give them ids, and return once the buffer stored them."""
+        if not records:
+            return
+        received_at = time.time()
+        new = []
+        for record in records:
+            body = ids.canonical(record)
+            new.append(NewRecord(ids.record_id(source, body), source, received_at, body))
+        await self.buffer.append(new)
+        counter = self._received.get(source)
+        if counter is None:
+            counter = self._received[source] = metrics.RECEIVED.labels(source)
+        counter.inc(len(new))

@@ -1,0 +1,42 @@
+"""Prometheus metrics, in connector's own registry (served at ``GET /metrics``).
+
+Labels carry component names, statuses and reason kinds only: never a secret or a payload.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECEIVED = Counter("connector_component_received_events", "Events a component took in.",
+                   ["component"], registry=REGISTRY)
+SENT = Counter("connector_component_sent_events", "Events a component delivered.",
+               ["component"], registry=REGISTRY)
+ERRORS = Counter("connector_component_errors", "Errors by component and reason kind.",
+                 ["component", "reason"], registry=REGISTRY)
+HTTP_REQUESTS = Counter("connector_http_requests", "Webhook requests by source and status.",
+                        ["source", "status"], registry=REGISTRY)
+DEAD_LETTERS = Counter("connector_dead_letters", "Records dead-lettered, by sink and reason kind.",
+                       ["sink", "reason"], registry=REGISTRY)
+SINK_PAUSED = Gauge("connector_sink_paused", "1 while a sink is paused.", ["sink"], registry=REGISTRY)
+BUFFER_BYTES = Gauge("connector_buffer_bytes", "Bytes of record bodies stored in the buffer.",
+                     registry=REGISTRY)
+ACK_SECONDS = Histogram("connector_ack_seconds", "Webhook request in to 2xx out.",
+                        buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                        registry=REGISTRY)
+SINK_REQUEST_SECONDS = Histogram("connector_sink_request_seconds", "Duration of a sink's requests.",
+                                 ["sink"], registry=REGISTRY)
+
+
+def reason_label(reason: str) -> str:
+    """A low-cardinality label for a free-text reason: its first words, snake_cased."""
+    words = re.findall(r"[a-z]+", reason.lower())[:4]
+    return "_".join(words) or "unknown"
+
+
+def render() -> bytes:
+    """The text exposition of every metric."""
+    return generate_latest(REGISTRY)

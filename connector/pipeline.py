@@ -1,0 +1,178 @@
+"""A sink's pipeline: read its records from the buffer, map them, hand them over, acknowledge.
+
+One pipeline per sink. A reader task reads records after the sink's cursor, runs each through
+the mappers that feed this sink (or passes it raw), and sends envelopes into a bounded stream
+that the sink consumes. ``Acks`` turns the sink's per-message answers into per-record buffer
+acknowledgements: a record is done when all its messages are delivered or dead-lettered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+import msgspec
+
+from . import ids, metrics
+from .buffer import Buffer
+from .components import Mapper, Sink, logger
+from .errors import RecordRejected
+from .records import Envelope, Record
+
+READ_BATCH = 500
+INBOX_CAPACITY = 2000
+IDLE_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """How records of one source reach a sink: through ``mapper`` (named ``name``) or raw."""
+
+    name: str
+    mapper: Mapper | None
+
+
+class Acks:
+    """The sink's side of acknowledgement: per message in, per record out to the buffer."""
+
+    def __init__(self, sink: str, buffer: Buffer):
+        self.sink = sink
+        self.buffer = buffer
+        self.paused_reason: str | None = None
+        self._remaining: dict[int, int] = {}
+        self._dead: set[int] = set()
+        self._log = logger(sink)
+        self._sent = metrics.SENT.labels(sink)
+
+    def expect(self, seq: int, messages: int) -> None:
+        """Called by the reader: record ``seq`` produced ``messages`` envelopes."""
+        self._remaining[seq] = messages
+
+    async def ack(self, envelopes: Iterable[Envelope]) -> None:
+        """The sink delivered ``envelopes``."""
+        done = self._count_down(envelopes)
+        self._sent.inc(done[1])
+        if done[0]:
+            await self.buffer.ack(self.sink, done[0])
+
+    async def dead_letter(self, envelope: Envelope, reason: str, attempts: int = 1) -> None:
+        """The sink refuses ``envelope`` permanently: keep its record as a dead letter."""
+        seq = envelope.record.seq
+        if seq not in self._dead:
+            self._dead.add(seq)
+            await self.buffer.dead_letter(self.sink, envelope.record, reason, attempts)
+            metrics.DEAD_LETTERS.labels(self.sink, metrics.reason_label(reason)).inc()
+            self._log.warning("dead letter", record_id=envelope.record.id, reason=reason)
+        done, _ = self._count_down([envelope])
+        if done:
+            await self.buffer.ack(self.sink, done)
+
+    def pause(self, reason: str) -> None:
+        """The destination is failing as a whole: mark the sink paused (daemon not ready)."""
+        if self.paused_reason is None:
+            self._log.error("sink paused", reason=reason)
+            metrics.SINK_PAUSED.labels(self.sink).set(1)
+        self.paused_reason = reason
+
+    def resume(self) -> None:
+        """The destination answers again."""
+        if self.paused_reason is not None:
+            self._log.info("sink resumed")
+            metrics.SINK_PAUSED.labels(self.sink).set(0)
+        self.paused_reason = None
+
+    def _count_down(self, envelopes: Iterable[Envelope]) -> tuple[list[int], int]:
+        remaining, done, count = self._remaining, [], 0
+        for envelope in envelopes:
+            seq = envelope.record.seq
+            count += 1
+            left = remaining[seq] - 1
+            if left:
+                remaining[seq] = left
+            else:
+                del remaining[seq]
+                self._dead.discard(seq)
+                done.append(seq)
+        return done, count
+
+
+class SinkPipeline:
+    """Buffer -> mappers -> sink, for one sink, with drain-on-stop."""
+
+    def __init__(self, name: str, sink: Sink, routes: dict[str, list[Route]], buffer: Buffer):
+        self.name = name
+        self.sink = sink
+        self.routes = routes
+        self.buffer = buffer
+        self.acks = Acks(name, buffer)
+        self.finished = anyio.Event()
+        self._draining = False
+        self._log = logger(name)
+        self._received = metrics.RECEIVED.labels(name)
+
+    def drain(self) -> None:
+        """Stop waiting for new records: deliver what is stored, then finish."""
+        self._draining = True
+        self.buffer.notify()
+
+    async def run(self) -> None:
+        send, receive = anyio.create_memory_object_stream[Envelope](INBOX_CAPACITY)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read, send)
+                async with receive:
+                    await self.sink.run(receive, self.acks)
+        finally:
+            self.finished.set()
+
+    async def _read(self, send: anyio.abc.ObjectSendStream[Envelope]) -> None:
+        async with send:
+            while True:
+                records = await self.buffer.read(self.name, READ_BATCH)
+                if not records:
+                    if self._draining:
+                        return
+                    await self.buffer.wait(IDLE_POLL_SECONDS)
+                    continue
+                skipped: list[int] = []
+                for record in records:
+                    envelopes = await self._map(record)
+                    if not envelopes:
+                        skipped.append(record.seq)
+                        continue
+                    self.acks.expect(record.seq, len(envelopes))
+                    for envelope in envelopes:
+                        await send.send(envelope)
+                if skipped:
+                    await self.buffer.ack(self.name, skipped)
+
+    async def _map(self, record: Record) -> list[Envelope]:
+        """The envelopes of ``record`` for this sink; [] when it has none (then it is acked)."""
+        if record.only_sink is not None and record.only_sink != self.name:
+            return []
+        envelopes: list[Envelope] = []
+        for route in self.routes.get(record.source, ()):
+            if route.mapper is None:
+                envelopes.append(Envelope(ids.message_id(record.id, route.name, 0),
+                                          msgspec.Raw(record.body), record))
+                continue
+            try:
+                messages = route.mapper.map(record)
+            except RecordRejected as exc:
+                await self._reject(record, route.name, exc.reason, "rejected")
+                return []
+            except Exception as exc:  # a mapper bug on one record must not stop the sink
+                await self._reject(record, route.name, f"mapper failed: {exc!r}", "mapper_failed")
+                return []
+            for index, message in enumerate(messages):
+                envelopes.append(Envelope(ids.message_id(record.id, route.name, index), message, record, index))
+        self._received.inc(len(envelopes))
+        return envelopes
+
+    async def _reject(self, record: Record, mapper: str, reason: str, kind: str) -> None:
+        await self.buffer.dead_letter(self.name, record, f"{mapper}: {reason}", 1)
+        metrics.DEAD_LETTERS.labels(self.name, kind).inc()
+        metrics.ERRORS.labels(mapper, kind).inc()
+        self._log.warning("dead letter", record_id=record.id, mapper=mapper, reason=reason)

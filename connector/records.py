@@ -1,0 +1,50 @@
+"""The units that flow through connector: raw records, and the envelopes sinks deliver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Record(msgspec.Struct, frozen=True, gc=False):
+    """One raw record as the buffer stores it.
+
+    ``body`` is the decoded record in canonical JSON (sorted keys, no insignificant whitespace);
+    ``id`` derives from ``source`` and ``body``; ``seq`` is the buffer's position for it.
+    ``only_sink`` is set on a replayed dead letter: only that sink reads it.
+    """
+
+    seq: int
+    id: str
+    source: str
+    received_at: float
+    body: bytes
+    only_sink: str | None = None
+
+
+class Envelope(msgspec.Struct, gc=False):
+    """One output message on its way to a sink.
+
+    ``id`` is deterministic (record id, mapper, index), so a redelivery carries the same id;
+    ``payload`` is what the mapper returned (or the raw record as ``msgspec.Raw``).
+    """
+
+    id: str
+    payload: Any
+    record: Record
+    index: int = 0
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """A record that one sink refused permanently, with the reason; replayable to that sink."""
+
+    id: int
+    sink: str
+    record_id: str
+    source: str
+    received_at: float
+    body: bytes
+    reason: str
+    attempts: int
+    failed_at: float
