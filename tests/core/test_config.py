@@ -1,0 +1,149 @@
+"""Config errors name the file, the line, the component and the key; secrets are redacted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connector.config import load_config
+from connector.errors import ConfigError
+from connector.graph import check_graph
+from connector.plugins import load_registry
+
+GOOD = """
+[sources.events]
+type = "webhook"
+path = "/in"
+bearer_token = "${TOKEN}"
+
+[sinks.archive]
+type = "file"
+inputs = ["events"]
+path = "out/events.ndjson"
+"""
+
+
+def load(tmp_path: Path, text: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    config = load_config(str(path), load_registry())
+    check_graph(config)
+    return config
+
+
+def error_of(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    message = str(info.value)
+    assert str(tmp_path / "bad.toml") in message
+    return message
+
+
+def test_good_config_resolves_env_and_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "s3cret")
+    config = load(tmp_path, GOOD)
+    assert config.sources["events"].config.bearer_token == "s3cret"
+    assert config.secrets == {"s3cret"}
+    assert config.buffer.path == "data/connector.db"
+
+
+def test_unknown_key_names_component_key_and_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "x")
+    message = error_of(tmp_path, GOOD.replace('path = "/in"', 'path = "/in"\nbearer_tokn = "x"'))
+    assert "bad.toml:5: sources.events.bearer_tokn: unknown key" in message
+
+
+def test_wrong_type_names_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "x")
+    message = error_of(tmp_path, GOOD.replace('path = "/in"', "path = 42"))
+    assert "bad.toml:4: sources.events.path: Expected `str`, got `int`" in message
+
+
+def test_missing_required_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "x")
+    message = error_of(tmp_path, GOOD.replace('path = "out/events.ndjson"', ""))
+    assert "sinks.archive.path: required key is missing" in message
+
+
+def test_unknown_type_lists_installed_types(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "x")
+    message = error_of(tmp_path, GOOD.replace('type = "file"', 'type = "fiel"'))
+    assert "bad.toml:8: sinks.archive.type: unknown sink type 'fiel'" in message
+    assert "file" in message and "stdout" in message
+
+
+def test_dangling_input(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "x")
+    message = error_of(tmp_path, GOOD.replace('inputs = ["events"]', 'inputs = ["evnts"]'))
+    assert "sinks.archive.inputs: unknown input 'evnts' (known: events)" in message
+
+
+def test_cyclic_inputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "x")
+    registry = load_registry()
+    mapper_types = registry.names("mapper")
+    if not mapper_types:
+        pytest.skip("no mapper type installed")
+    cyclic = GOOD + f"""
+[mappers.a]
+type = "{mapper_types[0]}"
+inputs = ["b"]
+
+[mappers.b]
+type = "{mapper_types[0]}"
+inputs = ["a"]
+"""
+    message = error_of(tmp_path, cyclic)
+    assert "mappers.a.inputs: 'b' leads back to 'a': inputs must not form a cycle" in message
+
+
+def test_unset_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("TOKEN", raising=False)
+    message = error_of(tmp_path, GOOD)
+    assert "bad.toml:5: sources.events.bearer_token: environment variable TOKEN is not set" in message
+
+
+def test_default_for_unset_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("TOKEN", raising=False)
+    config = load(tmp_path, GOOD.replace("${TOKEN}", "${TOKEN:-fallback}"))
+    assert config.sources["events"].config.bearer_token == "fallback"
+
+
+def test_toml_syntax_error_gives_line(tmp_path):
+    message = error_of(tmp_path, GOOD.replace('path = "/in"', 'path = "/in'))
+    assert "invalid TOML" in message and "line 4" in message
+
+
+def test_unknown_section(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "x")
+    message = error_of(tmp_path, GOOD + "\n[sinkz.x]\ntype = 'file'\n")
+    assert "sinkz: unknown section" in message
+
+
+def test_cli_check_exits_1_without_traceback(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD.replace('type = "file"', 'type = "fiel"'))
+    result = subprocess.run([sys.executable, "-m", "connector", "check", "-c", str(path)],
+                            capture_output=True, text=True, env={"TOKEN": "x", "PATH": ""})
+    assert result.returncode == 1
+    assert "sinks.archive.type: unknown sink type 'fiel'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_check_redacts_secrets(tmp_path):
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    result = subprocess.run([sys.executable, "-m", "connector", "check", "-c", str(path)],
+                            capture_output=True, text=True, env={"TOKEN": "hunter2-secret", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert "hunter2-secret" not in result.stdout + result.stderr
+    assert '"bearer_token":"***"' in result.stdout
+    assert "sink archive (files)" in result.stdout
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(str(tmp_path / "nope.toml"), load_registry())

@@ -1,0 +1,123 @@
+"""The real daemon as a subprocess: ingress answers, delivery to the file sink, stop and crash."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+
+import httpx
+import pytest
+
+from connector.testing import wait_until
+
+CONFIG = """
+[service]
+shutdown_grace_seconds = 10
+
+[server]
+port = {port}
+max_body_bytes = 2048
+
+[buffer]
+type = "{buffer}"
+
+[sources.events]
+type = "webhook"
+path = "/in"
+bearer_token = "${TOKEN}"
+
+[sinks.archive]
+type = "file"
+inputs = ["events"]
+path = "out/events.ndjson"
+"""
+AUTH = {"authorization": "Bearer t0ken-value"}
+ENV = {"TOKEN": "t0ken-value"}
+
+
+def lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("buffer", ["sqlite", "memory"])
+def test_posted_records_reach_the_file_and_sigterm_exits_0(daemon_factory, tmp_path, buffer):
+    daemon = daemon_factory(CONFIG.replace("{buffer}", buffer), env=ENV).start()
+    for i in range(50):
+        response = daemon.post("/in", json.dumps([{"n": i, "k": "a"}, {"n": i, "k": "b"}]), AUTH)
+        assert response.status_code == 200
+        assert response.json() == {"accepted": 2}
+    out = tmp_path / "out" / "events.ndjson"
+    assert daemon.stop(signal.SIGTERM) == 0
+    got = lines(out)
+    assert sorted((r["n"], r["k"]) for r in got) == sorted((i, k) for i in range(50) for k in "ab")
+
+
+def test_ingress_answers_each_bad_request_with_a_json_reason(daemon_factory):
+    daemon = daemon_factory(CONFIG.replace("{buffer}", "memory"), env=ENV).start()
+    cases = [
+        (httpx.post(daemon.base_url + "/nope", content=b"{}"), 404, "not found"),
+        (httpx.get(daemon.base_url + "/in"), 405, "method not allowed"),
+        (daemon.post("/in", b"x" * 4096, AUTH), 413, "payload too large"),
+        (httpx.post(daemon.base_url + "/in", content=b"{}", headers={"content-type": "text/plain", **AUTH}),
+         415, "unsupported media type"),
+        (daemon.post("/in", b"{}", {"authorization": "Bearer wrong"}), 401, "unauthorized"),
+        (daemon.post("/in", b"{}"), 401, "unauthorized"),
+        (daemon.post("/in", b'{"a": ', AUTH), 400, "malformed JSON"),
+    ]
+    for response, status, error in cases:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error"] == error
+        assert response.json()["detail"]
+    assert httpx.get(daemon.base_url + "/healthz").status_code == 200
+    assert httpx.get(daemon.base_url + "/readyz").json() == {"status": "ready"}
+    assert daemon.stop() == 0
+
+
+def test_streamed_body_over_the_limit_is_413_without_reading_it_all(daemon_factory):
+    daemon = daemon_factory(CONFIG.replace("{buffer}", "memory"), env=ENV).start()
+
+    def chunks():
+        for _ in range(1000):
+            yield b"x" * 1024
+
+    response = httpx.post(daemon.base_url + "/in", content=chunks(),
+                          headers={"content-type": "application/json", **AUTH})
+    assert response.status_code == 413
+    assert daemon.post("/in", b'{"ok": true}', AUTH).status_code == 200
+    assert daemon.stop() == 0
+
+
+def test_a_crashing_sink_stops_the_daemon_with_exit_1(daemon_factory, plugin_env):
+    config = CONFIG.replace("{buffer}", "memory") + """
+[sinks.broken]
+type = "crashing"
+inputs = ["events"]
+"""
+    daemon = daemon_factory(config, env={**ENV, **plugin_env}).start()
+    daemon.post("/in", b'{"a": 1}', AUTH)
+    assert daemon.wait(timeout=15) == 1
+    logs = daemon.logs()
+    assert '"component": "broken"' in logs and "component crashed" in logs and "boom" in logs
+
+
+def test_a_taken_port_is_a_clear_error(daemon_factory, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = daemon_factory(CONFIG.replace("{buffer}", "memory").replace("{port}", str(port)), env=ENV)
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            daemon.start()
+        assert f"could not listen on 127.0.0.1:{port}" in daemon.logs()
+
+
+def test_secrets_never_reach_the_logs(daemon_factory):
+    config = CONFIG.replace("{buffer}", "memory").replace('[service]', '[service]\nlog_level = "debug"')
+    daemon = daemon_factory(config, env=ENV).start()
+    daemon.post("/in", b"{}", {"authorization": "Bearer t0ken-value"})
+    daemon.post("/in", b"{}", {"authorization": "Bearer nope"})
+    assert daemon.stop() == 0
+    wait_until(lambda: "stopped" in daemon.logs())
+    assert "t0ken-value" not in daemon.logs()

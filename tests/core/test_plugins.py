@@ -1,0 +1,61 @@
+"""Plugin discovery: entry points, disabling by name, duplicates, documented hooks."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+from connector import hookspecs
+from connector.errors import PluginError
+from connector.plugins import load_registry
+
+
+def test_every_hook_is_documented_with_its_parameters():
+    hooks = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("connector_")]
+    assert hooks, "no hook specs found"
+    for hook in hooks:
+        doc = inspect.getdoc(hook) or ""
+        assert len(doc) > 80, f"{hook.__name__} needs a docstring for plugin authors"
+        for parameter in inspect.signature(hook).parameters:
+            assert f":param {parameter}:" in doc, f"{hook.__name__} does not document {parameter}"
+        assert ":return:" in doc
+
+
+def test_builtin_plugins_come_through_entry_points():
+    registry = load_registry()
+    file_sink = registry.get("sink", "file")
+    assert file_sink is not None and file_sink.plugin == "files" and file_sink.distribution == "connector"
+    assert registry.get("source", "webhook") is not None
+
+
+def test_disabling_a_plugin_by_name(monkeypatch):
+    monkeypatch.setenv("CONNECTOR_DISABLE_PLUGINS", "files")
+    registry = load_registry()
+    assert registry.get("sink", "file") is None
+    assert registry.get("source", "webhook") is not None
+
+
+def test_duplicate_type_names_both_plugins(monkeypatch, plugin_env):
+    monkeypatch.syspath_prepend(plugin_env["PYTHONPATH"].split(":")[0])
+    monkeypatch.setenv("CONNECTOR_PLUGINS", "support.clashing_plugin")
+    with pytest.raises(PluginError) as info:
+        load_registry()
+    message = str(info.value)
+    assert "sink type 'file' is registered twice" in message
+    assert "'files'" in message and "'support.clashing_plugin'" in message
+
+
+def test_plugins_command_lists_types_with_their_package():
+    result = subprocess.run([sys.executable, "-m", "connector", "plugins"], capture_output=True, text=True)
+    assert result.returncode == 0
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["sink", "file", "files", "connector"] in rows
+    assert ["source", "webhook", "webhook", "connector"] in rows
+
+
+def test_version():
+    result = subprocess.run([sys.executable, "-m", "connector", "--version"], capture_output=True, text=True)
+    assert result.stdout.startswith("connector 0.1")

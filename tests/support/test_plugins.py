@@ -1,0 +1,61 @@
+"""Test-only component types: a sink that refuses some records, a sink that crashes, a clash."""
+
+from __future__ import annotations
+
+import os
+
+import anyio.abc
+import msgspec
+
+import connector
+from connector.batching import next_batch
+
+
+class PickySinkConfig(connector.SinkConfig, tag="picky"):
+    """Writes NDJSON to ``path``; dead-letters messages containing ``refuse`` while the file
+    ``refuse_while`` exists (so a test can 'fix the cause' by deleting it)."""
+
+    path: str
+    refuse: str
+    refuse_while: str
+
+    def build(self, ctx: connector.BuildContext) -> connector.Sink:
+        return PickySink(ctx.path(self.path), self.refuse, ctx.path(self.refuse_while))
+
+
+class PickySink(connector.Sink):
+    def __init__(self, path: str, refuse: str, refuse_while: str):
+        self.path, self.refuse, self.refuse_while = path, refuse.encode(), refuse_while
+
+    async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
+        with open(self.path, "ab") as out:
+            while batch := await next_batch(inbox, 100):
+                delivered = []
+                for envelope in batch:
+                    line = msgspec.json.encode(envelope.payload)
+                    if self.refuse in line and os.path.exists(self.refuse_while):
+                        await acks.dead_letter(envelope, f"refused: contains {self.refuse.decode()}")
+                        continue
+                    out.write(line + b"\n")
+                    delivered.append(envelope)
+                out.flush()
+                await acks.ack(delivered)
+
+
+class CrashingSinkConfig(connector.SinkConfig, tag="crashing"):
+    """Raises on its first message."""
+
+    def build(self, ctx: connector.BuildContext) -> connector.Sink:
+        return CrashingSink()
+
+
+class CrashingSink(connector.Sink):
+    async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
+        await inbox.receive()
+        raise RuntimeError("boom: the crashing sink crashed")
+
+
+@connector.hookimpl
+def connector_register(registry: connector.Registry) -> None:
+    registry.add(PickySinkConfig)
+    registry.add(CrashingSinkConfig)
