@@ -1,0 +1,96 @@
+"""The sqlite buffer: group commit, cursors across restarts, retention, limits, dead letters."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from connector.buffer.base import NewRecord
+from connector.buffer.sqlite import SqliteBuffer
+from connector.errors import BufferFull
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def new(i: int, source: str = "s") -> NewRecord:
+    return NewRecord(f"{source}-{i}", source, 0.0, b'{"n":%d}' % i)
+
+
+async def test_concurrent_appends_are_group_committed(tmp_path):
+    buffer = SqliteBuffer(str(tmp_path / "b.db"))
+    await buffer.open(["out"])
+    async with anyio.create_task_group() as tg:
+        for i in range(400):
+            tg.start_soon(buffer.append, [new(i)])
+    assert buffer.commits < 200, "400 concurrent appends should share transactions"
+    records = await buffer.read("out", 1000)
+    assert sorted(r.id for r in records) == sorted(f"s-{i}" for i in range(400))
+    await buffer.close()
+
+
+async def test_cursor_survives_restart_and_unacked_records_come_back(tmp_path):
+    path = str(tmp_path / "b.db")
+    buffer = SqliteBuffer(path)
+    await buffer.open(["a", "b"])
+    await buffer.append([new(i) for i in range(10)])
+    first = await buffer.read("a", 10)
+    await buffer.ack("a", [r.seq for r in first[:3]] + [first[5].seq])  # 4 and 5 missing
+    await buffer.close()
+
+    buffer = SqliteBuffer(path)
+    await buffer.open(["a", "b"])
+    again = await buffer.read("a", 10)
+    assert [r.id for r in again] == [f"s-{i}" for i in range(3, 10)]
+    assert len(await buffer.read("b", 100)) == 10
+    await buffer.close()
+
+
+async def test_records_every_sink_passed_are_deleted(tmp_path):
+    buffer = SqliteBuffer(str(tmp_path / "b.db"))
+    await buffer.open(["a", "b"])
+    await buffer.append([new(i) for i in range(5)])
+    for sink in ("a", "b"):
+        await buffer.ack(sink, [r.seq for r in await buffer.read(sink, 10)])
+    await buffer.close()  # flushes cursors and deletes what both passed
+    buffer = SqliteBuffer(str(tmp_path / "b.db"))
+    await buffer.open(["a", "b"])
+    assert buffer.stored_bytes == 0
+    assert await buffer.lag() == {"a": 0, "b": 0}
+    await buffer.append([new(99)])
+    assert [r.id for r in await buffer.read("a", 10)] == ["s-99"], "seqs must never be reused"
+    await buffer.close()
+
+
+async def test_full_buffer_refuses_and_keeps_what_it_has(tmp_path):
+    buffer = SqliteBuffer(str(tmp_path / "b.db"), max_bytes=50)
+    await buffer.open(["a"])
+    await buffer.append([new(i) for i in range(5)])  # 5 x 8 bytes
+    with pytest.raises(BufferFull):
+        await buffer.append([new(i) for i in range(5, 10)])
+    assert len(await buffer.read("a", 100)) == 5
+    await buffer.close()
+
+
+async def test_dead_letters_replay_to_their_sink_only(tmp_path):
+    buffer = SqliteBuffer(str(tmp_path / "b.db"))
+    await buffer.open(["a", "b"])
+    await buffer.append([new(1)])
+    (record,) = await buffer.read("a", 10)
+    await buffer.dead_letter("a", record, "refused", 3)
+    await buffer.ack("a", [record.seq])
+    await buffer.ack("b", [r.seq for r in await buffer.read("b", 10)])
+    (letter,) = await buffer.dead_letters()
+    assert (letter.sink, letter.record_id, letter.reason, letter.attempts) == ("a", "s-1", "refused", 3)
+    assert await buffer.replay([letter.id]) == 1
+    assert await buffer.dead_letters() == []
+    (again,) = await buffer.read("a", 10)
+    assert (again.id, again.only_sink) == ("s-1", "a")
+    (seen_by_b,) = await buffer.read("b", 10)
+    assert seen_by_b.only_sink == "a"  # the pipeline skips records meant for another sink
+    assert await buffer.purge() == 0
+    await buffer.close()
