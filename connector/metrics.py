@@ -19,6 +19,8 @@ ERRORS = Counter("connector_component_errors", "Errors by component and reason k
                  ["component", "reason"], registry=REGISTRY)
 HTTP_REQUESTS = Counter("connector_http_requests", "Webhook requests by source and status.",
                         ["source", "status"], registry=REGISTRY)
+TEST_DELIVERIES = Counter("connector_test_deliveries", "Vendor test deliveries acknowledged, not forwarded.",
+                          ["source"], registry=REGISTRY)
 DEAD_LETTERS = Counter("connector_dead_letters", "Records dead-lettered, by sink and reason kind.",
                        ["sink", "reason"], registry=REGISTRY)
 SINK_PAUSED = Gauge("connector_sink_paused", "1 while a sink is paused.", ["sink"], registry=REGISTRY)

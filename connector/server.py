@@ -90,6 +90,8 @@ class IngressApp:
                             {"retry-after": RETRY_AFTER_SECONDS})
         accepted: Accepted = source.accept(WebhookRequest(headers, body))
         if not accepted.forward:
+            metrics.TEST_DELIVERIES.labels(source.name).inc()
+            self.log.info("test delivery acknowledged", source=source.name, records=len(accepted.records))
             return 200, _json.encode({"accepted": 0, "forwarded": False}), {}
         try:
             await self.intake.store(source.name, accepted.records)
