@@ -122,7 +122,7 @@ class Daemon:
         app = IngressApp(self.graph.webhook_sources, self.intake, self.config.server.max_body_bytes,
                          self.readiness)
         config = uvicorn.Config(app, host=self.config.server.host, port=self.config.server.port,
-                                http="httptools", loop="none", lifespan="off", access_log=False,
+                                http="httptools", loop="none", lifespan="off", access_log=False, interface="asgi3",
                                 log_config=None, server_header=False, date_header=False,
                                 timeout_graceful_shutdown=self.config.service.shutdown_grace_seconds)
         self.server = _Server(config)

@@ -4,10 +4,16 @@
 - ``DaemonProcess``: the real daemon as a subprocess on a config you write, with helpers to
   wait until it serves, post to it, stop it with a signal, or kill it.
 - fixture ``daemon_factory``: makes ``DaemonProcess`` objects in ``tmp_path`` and stops them.
+- ``FakeSegment``: a local stand-in for Segment's ``/v1/batch`` that records what arrives,
+  checks the write key and Segment's limits, and fails by script; fixture ``fake_segment``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import collections
+import gzip
 import os
 import signal
 import socket
@@ -19,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
+import uvicorn
 
 
 def free_port() -> int:
@@ -127,3 +135,110 @@ def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.05) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+class FakeSegment:
+    """Segment's batch endpoint on 127.0.0.1, in a thread.
+
+    ``script`` is consumed one entry per request: an HTTP status (``500``), ``(429, seconds)``
+    for a 429 with Retry-After, or ``"timeout"`` (answer after ``slow_seconds``, recording
+    nothing). ``poison`` makes any batch holding that text answer 400, as Segment does for an
+    invalid message. ``batches`` and ``messages`` hold what was accepted; ``violations`` lists
+    any batch over 500 KB or 2,500 messages, or message over 32 KB.
+    """
+
+    MAX_BATCH_BYTES = 500 * 1000
+    MAX_BATCH_MESSAGES = 2500
+    MAX_MESSAGE_BYTES = 32 * 1000
+
+    def __init__(self, write_key: str = "test-write-key", port: int | None = None):
+        self.write_key = write_key
+        self.port = port or free_port()
+        self.script: collections.deque[Any] = collections.deque()
+        self.poison: str | None = None
+        self.slow_seconds = 3.0
+        self.batches: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.requests: list[dict[str, str]] = []
+        self.violations: list[str] = []
+        self._server: uvicorn.Server | None = None
+        self._thread: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def message_ids(self) -> set[str]:
+        return {m["messageId"] for m in self.messages}
+
+    def start(self) -> FakeSegment:
+        import threading
+
+        config = uvicorn.Config(self._app, host="127.0.0.1", port=self.port, log_config=None,
+                                lifespan="off", access_log=False, loop="asyncio", interface="asgi3")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self._server is not None and self._server.started, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening (connections are then refused) until ``start`` again."""
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+            self._server = None
+
+    async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.requests.append(headers)
+        action = self.script.popleft() if self.script else None
+        status, answer, extra = self._answer(scope["path"], headers, body, action)
+        if action == "timeout":
+            await asyncio.sleep(self.slow_seconds)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), *extra]})
+        await send({"type": "http.response.body", "body": msgspec.json.encode(answer)})
+
+    def _answer(self, path: str, headers: dict[str, str], body: bytes, action: Any) -> tuple[int, Any, list]:
+        if path != "/v1/batch":
+            return 404, {"error": "not found"}, []
+        expected = "Basic " + base64.b64encode(f"{self.write_key}:".encode()).decode()
+        if headers.get("authorization") != expected:
+            return 401, {"error": "invalid write key"}, []
+        if isinstance(action, int):
+            return action, {"error": "scripted failure"}, []
+        if isinstance(action, tuple):
+            return action[0], {"error": "rate limited"}, [(b"retry-after", str(action[1]).encode())]
+        if headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        if len(body) > self.MAX_BATCH_BYTES:
+            self.violations.append(f"batch of {len(body)} bytes")
+        payload = msgspec.json.decode(body)
+        batch = payload.get("batch", [])
+        if len(batch) > self.MAX_BATCH_MESSAGES:
+            self.violations.append(f"batch of {len(batch)} messages")
+        for message in batch:
+            if len(msgspec.json.encode(message)) > self.MAX_MESSAGE_BYTES:
+                self.violations.append(f"message {message.get('messageId')} over 32 KB")
+        if self.poison is not None and self.poison.encode() in body:
+            return 400, {"error": "invalid message"}, []
+        if action == "timeout":
+            return 200, {"success": True}, []
+        self.batches.append(payload)
+        self.messages.extend(batch)
+        return 200, {"success": True}, []
+
+
+@pytest.fixture
+def fake_segment() -> Iterator[FakeSegment]:
+    """A started ``FakeSegment`` (write key ``test-write-key``), stopped after the test."""
+    fake = FakeSegment().start()
+    yield fake
+    fake.stop()

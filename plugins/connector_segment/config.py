@@ -1,0 +1,49 @@
+"""The ``segment`` sink's settings, with Segment's documented limits as bounds."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+import connector
+
+REGIONS = {"us": "https://api.segment.io", "eu": "https://events.eu1.segmentapis.com"}
+MAX_BATCH_MESSAGES = 2500
+MAX_BATCH_BYTES = 500 * 1000
+MAX_MESSAGE_BYTES = 32 * 1000
+
+
+class SegmentSinkConfig(connector.SinkConfig, tag="segment"):
+    """``type = "segment"``.
+
+    ``write_key``: the source's write key (sent as basic-auth user). ``region``: ``us`` or ``eu``;
+    ``endpoint`` overrides it (a proxy or a test server). Batches close at ``batch_max_messages``,
+    ``batch_max_bytes`` (uncompressed JSON) or ``flush_interval`` seconds after their first message;
+    up to ``max_in_flight`` are sent at once. Retryable failures back off exponentially from
+    ``retry_initial_seconds`` to ``retry_max_seconds`` with full jitter, forever unless
+    ``max_retry_duration`` (seconds) is set, after which the messages are dead-lettered.
+    """
+
+    write_key: connector.Secret
+    region: Literal["us", "eu"] = "us"
+    endpoint: str | None = None
+    batch_max_messages: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH_MESSAGES)] = 500
+    batch_max_bytes: Annotated[int, msgspec.Meta(ge=MAX_MESSAGE_BYTES, le=MAX_BATCH_BYTES)] = MAX_BATCH_BYTES
+    flush_interval: Annotated[float, msgspec.Meta(gt=0)] = 0.5
+    gzip: bool = True
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    retry_initial_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.5
+    retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    retry_after_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    max_retry_duration: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+    @property
+    def url(self) -> str:
+        return (self.endpoint or REGIONS[self.region]).rstrip("/") + "/v1/batch"
+
+    def build(self, ctx: connector.BuildContext) -> connector.Sink:
+        from .sink import SegmentSink
+
+        return SegmentSink(self, ctx.log)

@@ -1,0 +1,230 @@
+"""The ``segment`` sink: batches to ``POST /v1/batch``, several in flight, retried until answered.
+
+Only batches Segment answered 2xx are acknowledged. 429 holds the whole sink for Retry-After;
+408, 5xx, timeouts and connection errors back off with full jitter; 400 (or 413) on a batch is
+bisected until the refused messages are found, and only those are dead-lettered; 401/403 (or
+another 4xx: a wrong endpoint) pauses the sink, keeps everything and probes again with backoff.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import enum
+import gzip
+import random
+import time
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+
+import connector
+from connector import metrics
+
+from .config import MAX_MESSAGE_BYTES, SegmentSinkConfig
+from .messages import BATCH_OVERHEAD, LIBRARY, NotAMessage, batch_body, encode_message
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    REFUSED = "refused"  # the batch holds a message Segment will never take
+    PAUSE = "pause"  # the sink as a whole is misconfigured (credentials, endpoint)
+    RETRY = "retry"
+
+
+class SegmentSink(connector.Sink):
+    """Delivers envelopes to Segment's HTTP Tracking API."""
+
+    def __init__(self, config: SegmentSinkConfig, log: Any):
+        self.config = config
+        self.log = log
+        self.url = config.url
+        token = base64.b64encode(f"{config.write_key}:".encode()).decode()
+        self.headers = {"authorization": f"Basic {token}", "content-type": "application/json",
+                        "user-agent": f"connector/{LIBRARY['version']}"}
+        if config.gzip:
+            self.headers["content-encoding"] = "gzip"
+        self._hold_until = 0.0
+        self._carry: tuple[connector.Envelope, bytes] | None = None
+        self._request_seconds: Any = None
+
+    async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
+        self._request_seconds = metrics.SINK_REQUEST_SECONDS.labels(acks.sink)
+        limits = httpx.Limits(max_connections=self.config.max_in_flight,
+                              max_keepalive_connections=self.config.max_in_flight)
+        slots = anyio.Semaphore(self.config.max_in_flight)
+        async with httpx.AsyncClient(timeout=self.config.timeout, limits=limits) as client:
+            async with anyio.create_task_group() as tg:
+                while True:
+                    batch = await self._collect(inbox, acks)
+                    if batch is None:
+                        break
+                    if batch[0]:
+                        await slots.acquire()
+                        tg.start_soon(self._send, client, acks, slots, *batch)
+
+    # batching --------------------------------------------------------------------------------
+    async def _collect(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope],
+                       acks: connector.Acks) -> tuple[list[connector.Envelope], list[bytes]] | None:
+        """The next batch, closed by count, size or ``flush_interval``; None once the inbox ends."""
+        envelopes: list[connector.Envelope] = []
+        messages: list[bytes] = []
+        size = BATCH_OVERHEAD
+        deadline = None
+        if self._carry is not None:
+            envelope, message = self._carry
+            self._carry = None
+            envelopes.append(envelope)
+            messages.append(message)
+            size += len(message)
+            deadline = time.monotonic() + self.config.flush_interval
+        while len(envelopes) < self.config.batch_max_messages:
+            envelope = await self._next(inbox, deadline)
+            if envelope is None:
+                return (envelopes, messages) if envelopes or deadline is not None else None
+            if deadline is None:
+                deadline = time.monotonic() + self.config.flush_interval
+            message = await self._encode(envelope, acks)
+            if message is None:
+                continue
+            if size + len(message) + 1 > self.config.batch_max_bytes:
+                self._carry = (envelope, message)
+                break
+            envelopes.append(envelope)
+            messages.append(message)
+            size += len(message) + 1
+        return envelopes, messages
+
+    @staticmethod
+    async def _next(inbox: anyio.abc.ObjectReceiveStream[connector.Envelope],
+                    deadline: float | None) -> connector.Envelope | None:
+        """The next envelope; None at the deadline or once the inbox is closed and empty."""
+        try:
+            return inbox.receive_nowait()
+        except anyio.WouldBlock:
+            pass
+        except anyio.EndOfStream:
+            return None
+        try:
+            if deadline is None:
+                return await inbox.receive()
+            with anyio.move_on_after(max(0.0, deadline - time.monotonic())):
+                return await inbox.receive()
+            return None
+        except anyio.EndOfStream:
+            return None
+
+    async def _encode(self, envelope: connector.Envelope, acks: connector.Acks) -> bytes | None:
+        try:
+            message = encode_message(envelope)
+        except NotAMessage as exc:
+            await acks.dead_letter(envelope, str(exc))
+            return None
+        if len(message) > MAX_MESSAGE_BYTES:
+            await acks.dead_letter(envelope, f"message is {len(message)} bytes; Segment takes at most "
+                                             f"{MAX_MESSAGE_BYTES} bytes a message")
+            return None
+        return message
+
+    # delivery --------------------------------------------------------------------------------
+    async def _send(self, client: httpx.AsyncClient, acks: connector.Acks, slots: anyio.Semaphore,
+                    envelopes: list[connector.Envelope], messages: list[bytes]) -> None:
+        try:
+            await self._deliver(client, acks, envelopes, messages)
+        finally:
+            slots.release()
+
+    async def _deliver(self, client: httpx.AsyncClient, acks: connector.Acks,
+                       envelopes: list[connector.Envelope], messages: list[bytes]) -> None:
+        attempt = 0
+        failing_since: float | None = None
+        while True:
+            await self._wait_for_hold()
+            outcome, detail, retry_after = await self._post(client, messages, attempt)
+            if outcome is Outcome.DELIVERED:
+                acks.resume()
+                await acks.ack(envelopes)
+                return
+            if outcome is Outcome.REFUSED:
+                acks.resume()
+                await self._isolate(client, acks, envelopes, messages, detail, attempt + 1)
+                return
+            if outcome is Outcome.PAUSE:
+                acks.pause(f"Segment refused the requests ({detail}); check write_key and endpoint")
+            else:
+                failing_since = failing_since or time.monotonic()
+                limit = self.config.max_retry_duration
+                if limit is not None and time.monotonic() - failing_since > limit:
+                    for envelope in envelopes:
+                        await acks.dead_letter(envelope, f"gave up after {attempt + 1} attempts over {limit} s: "
+                                                         f"{detail}", attempt + 1)
+                    return
+            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            if retry_after is not None:
+                self._hold_until = max(self._hold_until, time.monotonic() + delay)
+            self.log.warning("retrying batch", reason=detail, attempt=attempt + 1, delay_seconds=round(delay, 3),
+                             messages=len(messages))
+            attempt += 1
+            await anyio.sleep(delay)
+
+    async def _isolate(self, client: httpx.AsyncClient, acks: connector.Acks, envelopes: list[connector.Envelope],
+                       messages: list[bytes], detail: str, attempts: int) -> None:
+        """Bisect a refused batch: deliver the good halves, dead-letter the refused messages."""
+        if len(envelopes) == 1:
+            await acks.dead_letter(envelopes[0], f"Segment refused the message: {detail}", attempts)
+            return
+        middle = len(envelopes) // 2
+        await self._deliver(client, acks, envelopes[:middle], messages[:middle])
+        await self._deliver(client, acks, envelopes[middle:], messages[middle:])
+
+    async def _post(self, client: httpx.AsyncClient, messages: list[bytes],
+                    attempt: int) -> tuple[Outcome, str, float | None]:
+        body = batch_body(messages)
+        if self.config.gzip:
+            body = gzip.compress(body, compresslevel=1)
+        headers = self.headers if attempt == 0 else {**self.headers, "x-retry-count": str(attempt)}
+        started = time.perf_counter()
+        try:
+            response = await client.post(self.url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            return Outcome.RETRY, "timeout", None
+        except httpx.TransportError as exc:
+            return Outcome.RETRY, f"connection error ({type(exc).__name__})", None
+        finally:
+            self._request_seconds.observe(time.perf_counter() - started)
+        status = response.status_code
+        if status < 300:
+            return Outcome.DELIVERED, "", None
+        detail = f"HTTP {status}: {response.text[:200]}"
+        if status in (400, 413):
+            return Outcome.REFUSED, detail, None
+        if status == 429:
+            return Outcome.RETRY, detail, self._retry_after(response)
+        if status == 408 or status >= 500:
+            return Outcome.RETRY, detail, None
+        return Outcome.PAUSE, f"HTTP {status}", None
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        value = response.headers.get("retry-after", "").strip()
+        seconds: float | None = None
+        if value.replace(".", "", 1).isdigit():
+            seconds = float(value)
+        elif value:
+            try:
+                seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+            except (TypeError, ValueError):
+                seconds = None
+        if seconds is None:
+            return None
+        return min(max(seconds, 0.0), self.config.retry_after_max_seconds)
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.config.retry_max_seconds, self.config.retry_initial_seconds * 2 ** min(attempt, 30))
+        return random.uniform(0, ceiling)
+
+    async def _wait_for_hold(self) -> None:
+        wait = self._hold_until - time.monotonic()
+        if wait > 0:
+            await anyio.sleep(wait)
