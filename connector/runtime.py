@@ -64,6 +64,9 @@ class Daemon:
 
     async def run(self) -> int:
         await self.buffer.open(list(self.graph.sinks))
+        self.log.info("starting", listen=f"http://{self.config.server.host}:{self.config.server.port}",
+                      webhooks={s.name: s.path for s in self.graph.webhook_sources},
+                      sinks=list(self.graph.sinks), buffer=type(self.buffer).__name__)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_signals)
