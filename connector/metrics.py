@@ -26,6 +26,8 @@ DEAD_LETTERS = Counter("connector_dead_letters", "Records dead-lettered, by sink
 SINK_PAUSED = Gauge("connector_sink_paused", "1 while a sink is paused.", ["sink"], registry=REGISTRY)
 BUFFER_BYTES = Gauge("connector_buffer_bytes", "Bytes of record bodies stored in the buffer.",
                      registry=REGISTRY)
+BUFFER_COMMITS = Counter("connector_buffer_commits", "Transactions that stored appended records.",
+                         registry=REGISTRY)
 ACK_SECONDS = Histogram("connector_ack_seconds", "Webhook request in to 2xx out.",
                         buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
                         registry=REGISTRY)

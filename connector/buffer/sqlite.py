@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from .. import metrics
 from ..errors import BufferFull, BufferUnavailable
 from ..records import DeadLetter, Record
 from .base import Buffer, BufferConfig, CursorTracker, NewRecord, now
@@ -139,6 +140,7 @@ class SqliteBuffer(Buffer):
             await self._in_thread(self._insert, rows)
             self.stored_bytes += sum(len(row[3]) for row in rows)
             self.commits += 1
+            metrics.BUFFER_COMMITS.inc()
             self.healthy = True
         except sqlite3.Error as exc:
             error, self.healthy = exc, False

@@ -1,0 +1,81 @@
+"""Shared bench helpers: start servers, drive wrk, read peak memory, print tables."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from connector.testing import DaemonProcess, free_port
+
+BENCH = Path(__file__).parent
+
+
+def start_daemon(config: str, env: dict[str, str] | None = None) -> DaemonProcess:
+    directory = Path(tempfile.mkdtemp(prefix="connector-bench-"))
+    return DaemonProcess(directory, config, env).start()
+
+
+def start_process(args: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    process = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"{args} did not start")
+
+
+def start_trivial(port: int | None = None) -> tuple[subprocess.Popen, int]:
+    """The ceiling: a trivial ASGI app answering 202 under the same server as connector."""
+    port = port or free_port()
+    return start_process([sys.executable, str(BENCH / "trivial_app.py"), str(port)], port), port
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int, env: dict[str, str] | None = None) -> dict:
+    """Run wrk; return requests/s, non-2xx count and latency percentiles (ms)."""
+    threads = min(2, connections)
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True,
+                         env={**os.environ, **(env or {})}, check=True).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+              "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+              "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0,
+              "errors": sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))}
+    for pct in ("50", "99"):
+        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        value = float(m.group(1))
+        result[f"p{pct}_ms"] = value / 1000 if m.group(2) == "us" else value * 1000 if m.group(2) == "s" else value
+    return result
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM of a live process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def metric(base_url: str, name: str) -> float:
+    """Sum of a Prometheus metric's samples scraped from ``/metrics``."""
+    text = httpx.get(base_url + "/metrics").text
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([\d.e+]+)$", text, re.M))
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    cells = [headers] + [[f"{c:,.1f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
