@@ -3,6 +3,8 @@
 An append returns once its transaction is committed with ``synchronous=FULL``. Concurrent
 appends are group-committed: while one transaction commits, the next appends queue up, and the
 next leader commits all of them in one transaction. SQLite work runs in worker threads.
+The most recent records are also kept in memory (the tail), so sinks that keep up read them
+without a query.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -23,6 +26,8 @@ from .base import Buffer, BufferConfig, CursorTracker, NewRecord, now
 
 T = TypeVar("T")
 CURSOR_FLUSH_SECONDS = 0.5
+TAIL_RECORDS = 20_000
+QUERY_AT_LEAST_EVERY_SECONDS = 1.0  # also finds records other processes added (dlq replay)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -60,13 +65,16 @@ class SqliteBufferConfig(BufferConfig, tag="sqlite"):
         return SqliteBuffer(path, self.max_bytes)
 
 
-class _Pending:
-    __slots__ = ("records", "done", "error")
+class _Batch:
+    """Records that will share one transaction; every appender in it waits on ``done``."""
 
-    def __init__(self, records: Sequence[NewRecord]):
-        self.records = records
-        self.done = False
+    __slots__ = ("records", "done", "error", "has_leader")
+
+    def __init__(self) -> None:
+        self.records: list[NewRecord] = []
+        self.done = anyio.Event()
         self.error: BaseException | None = None
+        self.has_leader = False
 
 
 class SqliteBuffer(Buffer):
@@ -82,11 +90,13 @@ class SqliteBuffer(Buffer):
         self._reader: sqlite3.Connection | None = None
         self._write_lock = anyio.Lock()
         self._read_lock = anyio.Lock()
-        self._queue: list[_Pending] = []
+        self._open_batch = _Batch()
         self._cursors: dict[str, CursorTracker] = {}
         self._cursors_dirty = False
         self._flushed_at = 0.0
         self._deleted_upto = 0
+        self._tail: deque[Record] = deque(maxlen=TAIL_RECORDS)
+        self._queried_at: dict[str, float] = {}
 
     # lifecycle -------------------------------------------------------------------------------
     async def open(self, sinks: Sequence[str]) -> None:
@@ -124,53 +134,83 @@ class SqliteBuffer(Buffer):
         size = sum(len(r.body) for r in records)
         if self.stored_bytes + size > self.max_bytes:
             raise BufferFull(f"the sqlite buffer holds its limit of {self.max_bytes} bytes")
-        entry = _Pending(records)
-        self._queue.append(entry)
-        async with self._write_lock:
-            if not entry.done:
-                batch, self._queue = self._queue, []
-                await self._commit(batch)
-        if entry.error is not None:
-            raise BufferUnavailable("the sqlite buffer could not store the records") from entry.error
+        batch = self._open_batch
+        batch.records.extend(records)
+        if batch.has_leader:
+            await batch.done.wait()
+        else:  # the first appender of a batch commits it once the previous commit is done
+            batch.has_leader = True
+            with anyio.CancelScope(shield=True):  # the followers depend on the leader
+                async with self._write_lock:
+                    self._open_batch = _Batch()
+                    await self._commit(batch)
+        if batch.error is not None:
+            raise BufferUnavailable("the sqlite buffer could not store the records") from batch.error
 
-    async def _commit(self, batch: list[_Pending]) -> None:
-        rows = [(r.id, r.source, r.received_at, r.body, r.only_sink) for p in batch for r in p.records]
+    async def _commit(self, batch: _Batch) -> None:
+        rows = [(r.id, r.source, r.received_at, r.body, r.only_sink) for r in batch.records]
         error: BaseException | None = None
         try:
-            await self._in_thread(self._insert, rows)
+            last_seq = await self._in_thread(self._insert, rows)
+            self._remember(rows, last_seq)
             self.stored_bytes += sum(len(row[3]) for row in rows)
             self.commits += 1
             metrics.BUFFER_COMMITS.inc()
             self.healthy = True
         except sqlite3.Error as exc:
             error, self.healthy = exc, False
-        for pending in batch:
-            pending.done, pending.error = True, error
+        batch.error = error
+        batch.done.set()
         if error is None:
             self.notify()
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+    def _insert(self, rows: list[tuple[Any, ...]]) -> int:
+        """Insert in one transaction; return the last seq (the batch's seqs are consecutive)."""
         db = self._writer
         assert db is not None
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
                 "INSERT INTO records (id, source, received_at, body, only_sink) VALUES (?, ?, ?, ?, ?)", rows)
+            last_seq = db.execute("SELECT last_insert_rowid()").fetchone()[0]
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return int(last_seq)
+
+    def _remember(self, rows: list[tuple[Any, ...]], last_seq: int) -> None:
+        """Keep the committed rows in the tail; it stays contiguous (a gap empties it)."""
+        first_seq = last_seq - len(rows) + 1
+        if self._tail and self._tail[-1].seq != first_seq - 1:
+            self._tail.clear()
+        self._tail.extend(Record(seq, *row) for seq, row in zip(range(first_seq, last_seq + 1), rows))
 
     # reads and acks --------------------------------------------------------------------------
     async def read(self, sink: str, limit: int) -> list[Record]:
         if self._cursors_dirty and time.monotonic() - self._flushed_at >= CURSOR_FLUSH_SECONDS:
             await self._flush_cursors()
         cursor = self._cursors[sink]
-        async with self._read_lock:
-            rows = await self._in_thread(self._select, cursor.read_position, limit)
-        records = [Record(*row) for row in rows]
+        records = self._from_tail(cursor.read_position, limit)
+        if not records and time.monotonic() - self._queried_at.get(sink, 0.0) >= QUERY_AT_LEAST_EVERY_SECONDS:
+            records = None
+        if records is None:
+            self._queried_at[sink] = time.monotonic()
+            async with self._read_lock:
+                rows = await self._in_thread(self._select, cursor.read_position, limit)
+            records = [Record(*row) for row in rows]
         cursor.handed_out([r.seq for r in records])
         return records
+
+    def _from_tail(self, after: int, limit: int) -> list[Record] | None:
+        """The records after ``after`` from memory, or None when the tail does not reach back."""
+        tail = self._tail
+        if not tail or after + 1 < tail[0].seq:
+            return None
+        start = after + 1 - tail[0].seq
+        if start >= len(tail):
+            return []
+        return [tail[i] for i in range(start, min(start + limit, len(tail)))]
 
     def _select(self, after: int, limit: int) -> list[tuple[Any, ...]]:
         assert self._reader is not None
