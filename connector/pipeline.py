@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import msgspec
 
 from . import ids, metrics
@@ -21,7 +22,7 @@ from .components import Mapper, Sink, logger
 from .errors import RecordRejected
 from .records import Envelope, Record
 
-READ_BATCH = 500
+READ_BATCH = 256
 INBOX_CAPACITY = 2000
 IDLE_POLL_SECONDS = 1.0
 
@@ -144,9 +145,13 @@ class SinkPipeline:
                         continue
                     self.acks.expect(record.seq, len(envelopes))
                     for envelope in envelopes:
-                        await send.send(envelope)
+                        try:  # without yielding while there is room: the sink then takes batches
+                            send.send_nowait(envelope)
+                        except anyio.WouldBlock:
+                            await send.send(envelope)
                 if skipped:
                     await self.buffer.ack(self.name, skipped)
+                await anyio.lowlevel.checkpoint()  # mapping does not yield: let requests in
 
     async def _map(self, record: Record) -> list[Envelope]:
         """The envelopes of ``record`` for this sink; [] when it has none (then it is acked)."""

@@ -97,4 +97,4 @@ def _timestamp(value: Any, field: str) -> str | None:
         raise RecordRejected(f"{field} {value!r} is not a date (expected YYYY-MM-DD HH:MM:SS, UTC)") from None
     if moment.tzinfo is not None:
         moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.isoformat(timespec="milliseconds") + "Z"
