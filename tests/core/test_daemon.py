@@ -121,3 +121,52 @@ def test_secrets_never_reach_the_logs(daemon_factory):
     assert daemon.stop() == 0
     wait_until(lambda: "stopped" in daemon.logs())
     assert "t0ken-value" not in daemon.logs()
+
+
+def test_hmac_signed_webhook_and_stdout_sink(daemon_factory):
+    import hashlib
+    import hmac
+
+    config = """
+[server]
+port = {port}
+
+[buffer]
+type = "memory"
+
+[sources.signed]
+type = "webhook"
+path = "/signed"
+hmac_secret = "k3y"
+hmac_header = "x-hub-signature-256"
+
+[sinks.console]
+type = "stdout"
+inputs = ["signed"]
+"""
+    daemon = daemon_factory(config).start()
+    body = b'{"hello": "world"}'
+    good = "sha256=" + hmac.new(b"k3y", body, hashlib.sha256).hexdigest()
+    assert daemon.post("/signed", body, {"x-hub-signature-256": good}).status_code == 200
+    assert daemon.post("/signed", body, {"x-hub-signature-256": "sha256=" + "0" * 64}).status_code == 401
+    assert daemon.post("/signed", body + b" ", {"x-hub-signature-256": good}).status_code == 401
+    wait_until(lambda: '{"hello":"world"}' in daemon.stdout())
+    assert daemon.stop() == 0
+    assert daemon.stdout().splitlines() == ['{"hello":"world"}']
+
+
+def test_a_full_buffer_answers_503_with_retry_after_and_keeps_what_it_stored(daemon_factory, tmp_path):
+    config = CONFIG.replace("shutdown_grace_seconds = 10", "shutdown_grace_seconds = 1").replace(
+        'type = "{buffer}"', 'type = "sqlite"\nmax_bytes = 600').replace(
+        'path = "out/events.ndjson"', 'path = "out/events.ndjson"\n\n[sinks.never]\ntype = "segment"\n'
+        'inputs = ["events"]\nwrite_key = "k"\nendpoint = "http://127.0.0.1:9"\n')
+    daemon = daemon_factory(config, env=ENV).start()
+    statuses = [daemon.post("/in", json.dumps({"n": i, "pad": "x" * 50}), AUTH) for i in range(20)]
+    accepted = [i for i, r in enumerate(statuses) if r.status_code == 200]
+    full = [r for r in statuses if r.status_code == 503]
+    assert accepted and full
+    assert full[0].headers["retry-after"] and full[0].json()["error"] == "buffer full"
+    out = tmp_path / "out" / "events.ndjson"
+    wait_until(lambda: len(lines(out)) == len(accepted))
+    assert sorted(r["n"] for r in lines(out)) == accepted
+    assert daemon.stop() == 0

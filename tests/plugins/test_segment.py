@@ -189,3 +189,14 @@ def test_settings_outside_segment_limits_are_config_errors(tmp_path, key, value,
                             text=True, env={"SEGMENT_WRITE_KEY": "k", "SEGMENT_ENDPOINT": "http://x", "PATH": ""})
     assert result.returncode == 1
     assert expected in result.stderr, result.stderr
+
+
+def test_max_retry_duration_dead_letters_after_it(daemon_factory, fake_segment):
+    fake_segment.script.extend([503] * 1000)
+    config = CONFIG + "max_retry_duration = 1.0\n"
+    daemon = daemon_factory(config, env=env(fake_segment)).start()
+    daemon.post("/in", json.dumps(track(1)))
+    listing = wait_until(lambda: dead_letters(daemon), timeout=20)
+    assert "gave up after" in listing and "over 1.0 s: HTTP 503" in listing
+    assert fake_segment.messages == []
+    assert daemon.stop() == 0
