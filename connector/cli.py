@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     with_config(command("run", _run, "run the daemon until SIGTERM or SIGINT"))
     with_config(command("check", _check, "validate the config and print the resolved graph"))
     command("plugins", _plugins, "list the registered source, mapper and sink types")
+    with_config(command("status", _status, "per sink: lag, delivered, dead letters, last error"))
+    tap = with_config(command("tap", _tap, "stream what components emit, live, as NDJSON"))
+    tap.add_argument("--component", help="only this source, mapper or sink")
     dlq = command("dlq", lambda a: dlq.print_help() or 2, "inspect and replay dead letters")
     actions = dlq.add_subparsers(dest="action", metavar="ACTION")
     for name, help in (("list", "list dead letters"), ("show", "show dead letters in full"),
@@ -105,6 +108,18 @@ def _plugins(args: argparse.Namespace) -> int:
     for row in [("KIND", "TYPE", "PLUGIN", "PACKAGE"), *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .status import show_status
+
+    return anyio.run(show_status, _load(args.config))
+
+
+def _tap(args: argparse.Namespace) -> int:
+    from .status import stream_tap
+
+    return stream_tap(_load(args.config), args.component)
 
 
 def _dlq(args: argparse.Namespace) -> int:

@@ -6,15 +6,19 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from . import ids, metrics
 from .buffer import Buffer, NewRecord
+from .tap import TapHub
 
 
 class Intake:
     """The sources' one way into the buffer; refuses new input once the daemon is stopping."""
 
-    def __init__(self, buffer: Buffer):
+    def __init__(self, buffer: Buffer, taps: TapHub):
         self.buffer = buffer
+        self.taps = taps
         self.stopping = False
         self._received: dict[str, Any] = {}
 
@@ -28,6 +32,8 @@ class Intake:
             body = ids.canonical(record)
             new.append(NewRecord(ids.record_id(source, body), source, received_at, body))
         await self.buffer.append(new)
+        if self.taps.active:
+            self.taps.publish(source, ((r.id, msgspec.Raw(r.body)) for r in new))
         counter = self._received.get(source)
         if counter is None:
             counter = self._received[source] = metrics.RECEIVED.labels(source)

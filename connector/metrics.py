@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import re
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -23,9 +27,9 @@ TEST_DELIVERIES = Counter("connector_test_deliveries", "Vendor test deliveries a
                           ["source"], registry=REGISTRY)
 DEAD_LETTERS = Counter("connector_dead_letters", "Records dead-lettered, by sink and reason kind.",
                        ["sink", "reason"], registry=REGISTRY)
+TAP_DROPPED = Counter("connector_tap_dropped_lines", "Tapped lines dropped for a slow tap client.",
+                      registry=REGISTRY)
 SINK_PAUSED = Gauge("connector_sink_paused", "1 while a sink is paused.", ["sink"], registry=REGISTRY)
-BUFFER_BYTES = Gauge("connector_buffer_bytes", "Bytes of record bodies stored in the buffer.",
-                     registry=REGISTRY)
 BUFFER_COMMITS = Counter("connector_buffer_commits", "Transactions that stored appended records.",
                          registry=REGISTRY)
 ACK_SECONDS = Histogram("connector_ack_seconds", "Webhook request in to 2xx out.",
@@ -35,10 +39,45 @@ SINK_REQUEST_SECONDS = Histogram("connector_sink_request_seconds", "Duration of 
                                  ["sink"], registry=REGISTRY)
 
 
+class BufferCollector(Collector):
+    """``connector_buffer_records{sink}`` (lag) and ``connector_buffer_bytes``, read at scrape time."""
+
+    def __init__(self, lag: Callable[[], dict[str, int]], stored_bytes: Callable[[], int]):
+        self.lag = lag
+        self.stored_bytes = stored_bytes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        records = GaugeMetricFamily("connector_buffer_records", "Records stored after a sink's cursor.",
+                                    labels=["sink"])
+        for sink, lag in self.lag().items():
+            records.add_metric([sink], lag)
+        yield records
+        yield GaugeMetricFamily("connector_buffer_bytes", "Bytes of record bodies stored in the buffer.",
+                                value=self.stored_bytes())
+
+
+_buffer_collector: BufferCollector | None = None
+
+
+def watch_buffer(lag: Callable[[], dict[str, int]], stored_bytes: Callable[[], int]) -> None:
+    """Expose a buffer's lag and size (replacing the buffer watched before)."""
+    global _buffer_collector
+    if _buffer_collector is not None:
+        REGISTRY.unregister(_buffer_collector)
+    _buffer_collector = BufferCollector(lag, stored_bytes)
+    REGISTRY.register(_buffer_collector)
+
+
 def reason_label(reason: str) -> str:
     """A low-cardinality label for a free-text reason: its first words, snake_cased."""
     words = re.findall(r"[a-z]+", reason.lower())[:4]
     return "_".join(words) or "unknown"
+
+
+def sample(name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include ``labels``."""
+    return sum(s.value for family in REGISTRY.collect() for s in family.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
 def render() -> bytes:

@@ -8,6 +8,7 @@ acknowledgements: a record is done when all its messages are delivered or dead-l
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from .buffer import Buffer
 from .components import Mapper, Sink, logger
 from .errors import RecordRejected
 from .records import Envelope, Record
+from .tap import TapHub
 
 READ_BATCH = 256
 INBOX_CAPACITY = 2000
@@ -38,10 +40,12 @@ class Route:
 class Acks:
     """The sink's side of acknowledgement: per message in, per record out to the buffer."""
 
-    def __init__(self, sink: str, buffer: Buffer):
+    def __init__(self, sink: str, buffer: Buffer, taps: TapHub):
         self.sink = sink
         self.buffer = buffer
+        self.taps = taps
         self.paused_reason: str | None = None
+        self.last_error: tuple[str, float] | None = None
         self._remaining: dict[int, int] = {}
         self._dead: set[int] = set()
         self._log = logger(sink)
@@ -53,6 +57,9 @@ class Acks:
 
     async def ack(self, envelopes: Iterable[Envelope]) -> None:
         """The sink delivered ``envelopes``."""
+        if self.taps.active:
+            envelopes = list(envelopes)
+            self.taps.publish(self.sink, ((e.id, e.payload) for e in envelopes))
         done = self._count_down(envelopes)
         self._sent.inc(done[1])
         if done[0]:
@@ -65,13 +72,20 @@ class Acks:
             self._dead.add(seq)
             await self.buffer.dead_letter(self.sink, envelope.record, reason, attempts)
             metrics.DEAD_LETTERS.labels(self.sink, metrics.reason_label(reason)).inc()
+            self.error(reason, "dead_letter")
             self._log.warning("dead letter", record_id=envelope.record.id, reason=reason)
         done, _ = self._count_down([envelope])
         if done:
             await self.buffer.ack(self.sink, done)
 
+    def error(self, reason: str, kind: str) -> None:
+        """Report a failure (a retry, a refusal): counted, and shown by ``connector status``."""
+        self.last_error = (reason, time.time())
+        metrics.ERRORS.labels(self.sink, kind).inc()
+
     def pause(self, reason: str) -> None:
         """The destination is failing as a whole: mark the sink paused (daemon not ready)."""
+        self.error(reason, "paused")
         if self.paused_reason is None:
             self._log.error("sink paused", reason=reason)
             metrics.SINK_PAUSED.labels(self.sink).set(1)
@@ -102,12 +116,15 @@ class Acks:
 class SinkPipeline:
     """Buffer -> mappers -> sink, for one sink, with drain-on-stop."""
 
-    def __init__(self, name: str, sink: Sink, routes: dict[str, list[Route]], buffer: Buffer):
+    def __init__(self, name: str, sink: Sink, routes: dict[str, list[Route]], buffer: Buffer,
+                 taps: TapHub, tapped_mappers: frozenset[str] = frozenset()):
         self.name = name
         self.sink = sink
         self.routes = routes
         self.buffer = buffer
-        self.acks = Acks(name, buffer)
+        self.taps = taps
+        self.tapped_mappers = tapped_mappers  # mappers whose output this pipeline shows to taps
+        self.acks = Acks(name, buffer, taps)
         self.finished = anyio.Event()
         self._draining = False
         self._log = logger(name)
@@ -171,8 +188,11 @@ class SinkPipeline:
             except Exception as exc:  # a mapper bug on one record must not stop the sink
                 await self._reject(record, route.name, f"mapper failed: {exc!r}", "mapper_failed")
                 return []
-            for index, message in enumerate(messages):
-                envelopes.append(Envelope(ids.message_id(record.id, route.name, index), message, record, index))
+            mapped = [Envelope(ids.message_id(record.id, route.name, index), message, record, index)
+                      for index, message in enumerate(messages)]
+            if self.taps.active and route.name in self.tapped_mappers:
+                self.taps.publish(route.name, ((e.id, e.payload) for e in mapped))
+            envelopes.extend(mapped)
         self._received.inc(len(envelopes))
         return envelopes
 
@@ -180,4 +200,5 @@ class SinkPipeline:
         await self.buffer.dead_letter(self.name, record, f"{mapper}: {reason}", 1)
         metrics.DEAD_LETTERS.labels(self.name, kind).inc()
         metrics.ERRORS.labels(mapper, kind).inc()
+        self.acks.last_error = (f"{mapper}: {reason}", time.time())
         self._log.warning("dead letter", record_id=record.id, mapper=mapper, reason=reason)

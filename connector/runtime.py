@@ -17,6 +17,7 @@ import anyio
 import anyio.abc
 import uvicorn
 
+from . import metrics
 from .buffer import Buffer
 from .components import logger
 from .config import Config
@@ -25,6 +26,7 @@ from .intake import Intake
 from .pipeline import SinkPipeline
 from .server import IngressApp
 from .sources import SourceContext
+from .tap import TapHub
 
 
 class _Server(uvicorn.Server):
@@ -42,8 +44,10 @@ class Daemon:
         self.config = config
         self.graph = graph
         self.buffer = buffer
-        self.intake = Intake(buffer)
-        self.pipelines = [SinkPipeline(name, sink, graph.routes[name], buffer)
+        self.taps = TapHub()
+        self.intake = Intake(buffer, self.taps)
+        self.pipelines = [SinkPipeline(name, sink, graph.routes[name], buffer, self.taps,
+                                       _tapped_by(name, graph.routes))
                           for name, sink in graph.sinks.items()]
         self.log = logger("daemon")
         self.exit_code = 0
@@ -62,8 +66,26 @@ class Daemon:
             problems["daemon"] = "shutting down"
         return problems
 
+    def status(self) -> dict[str, Any]:
+        """Per sink: lag, delivered, dead letters, paused, last error; and the buffer's state."""
+        lag = self.buffer.lag()
+        sinks = {}
+        for p in self.pipelines:
+            error, at = p.acks.last_error or (None, None)
+            sinks[p.name] = {
+                "lag": lag.get(p.name, 0),
+                "delivered": metrics.sample("connector_component_sent_events_total", component=p.name),
+                "dead_letters": metrics.sample("connector_dead_letters_total", sink=p.name),
+                "paused": p.acks.paused_reason,
+                "last_error": error,
+                "last_error_at": at,
+            }
+        return {"running": True, "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy},
+                "sinks": sinks}
+
     async def run(self) -> int:
         await self.buffer.open(list(self.graph.sinks))
+        metrics.watch_buffer(self.buffer.lag, lambda: self.buffer.stored_bytes)
         self.log.info("starting", listen=f"http://{self.config.server.host}:{self.config.server.port}",
                       webhooks={s.name: s.path for s in self.graph.webhook_sources},
                       sinks=list(self.graph.sinks), buffer=type(self.buffer).__name__)
@@ -90,6 +112,7 @@ class Daemon:
         grace = self.config.service.shutdown_grace_seconds
         self.log.info("stopping", grace_seconds=grace)
         self.intake.stopping = True
+        self.taps.close()
         sources_scope.cancel()
         if self.server is not None:
             self.server.should_exit = True
@@ -122,8 +145,7 @@ class Daemon:
             await self._supervise(source.name, source.run, SourceContext(source.name, self.intake, self.buffer))
 
     async def _serve(self, done: anyio.Event) -> None:
-        app = IngressApp(self.graph.webhook_sources, self.intake, self.config.server.max_body_bytes,
-                         self.readiness)
+        app = IngressApp(self.graph.webhook_sources, self.intake, self.config.server.max_body_bytes, self)
         config = uvicorn.Config(app, host=self.config.server.host, port=self.config.server.port,
                                 http="httptools", loop="none", lifespan="off", access_log=False, interface="asgi3",
                                 log_config=None, server_header=False, date_header=False,
@@ -136,3 +158,14 @@ class Daemon:
                                f"{self.config.server.host}:{self.config.server.port}") from None
         finally:
             done.set()
+
+
+def _tapped_by(sink: str, routes: dict[str, dict[str, list[Any]]]) -> frozenset[str]:
+    """The mappers whose output ``sink``'s pipeline shows to taps: those no earlier sink reads."""
+    earlier: set[str] = set()
+    for name, sink_routes in routes.items():
+        mappers = {r.name for rs in sink_routes.values() for r in rs if r.mapper is not None}
+        if name == sink:
+            return frozenset(mappers - earlier)
+        earlier |= mappers
+    return frozenset()

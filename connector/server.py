@@ -3,14 +3,18 @@
 Checks run in this order, the first failure answering: path (404), method (405), declared size
 (413), media type (415), size while reading (413, never reading past the limit), credentials and
 decoding (the source's 401/400), then storage (503 when the buffer is full or the daemon stops).
+
+``/status`` and ``/tap`` show delivery state and live data: they answer loopback clients only.
 """
 
 from __future__ import annotations
 
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
+import anyio
 import msgspec
 import structlog
 
@@ -18,6 +22,7 @@ from . import metrics
 from .components import Accepted, WebhookRequest, WebhookSource
 from .errors import BufferFull, BufferUnavailable, HTTPError
 from .intake import Intake
+from .tap import TapHub
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -28,19 +33,32 @@ _json = msgspec.json.Encoder()
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
+LOOPBACK = ("127.0.0.1", "::1")
+
+
 class _TooLarge(Exception):
     pass
+
+
+class Control(Protocol):
+    """What the ingress shows of the daemon."""
+
+    taps: TapHub
+
+    def readiness(self) -> dict[str, str]: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 class IngressApp:
     """Routes webhook deliveries to sources and stores what they accept."""
 
-    def __init__(self, sources: list[WebhookSource], intake: Intake, max_body_bytes: int,
-                 readiness: Callable[[], dict[str, str]]):
+    def __init__(self, sources: list[WebhookSource], intake: Intake, max_body_bytes: int, control: Control):
         self.routes = {source.path: source for source in sources}
         self.intake = intake
         self.max_body_bytes = max_body_bytes
-        self.readiness = readiness
+        self.control = control
+        self._buffer_full = False
         self.log = structlog.get_logger("connector").bind(component="server")
         self._status_counters: dict[tuple[str, int], Any] = {}
 
@@ -53,7 +71,7 @@ class IngressApp:
         path = scope["path"]
         source = self.routes.get(path)
         if source is None:
-            await self._builtin(path, scope["method"], send)
+            await self._builtin(scope, receive, send)
             return
         started = time.perf_counter()
         try:
@@ -96,12 +114,18 @@ class IngressApp:
         try:
             await self.intake.store(source.name, accepted.records)
         except BufferFull as exc:
+            if not self._buffer_full:
+                self._buffer_full = True
+                self.log.warning("buffer full; answering 503 until sinks catch up", detail=str(exc))
             raise HTTPError(503, "buffer full", str(exc) + "; retry later",
                             {"retry-after": RETRY_AFTER_SECONDS}) from None
         except BufferUnavailable as exc:
             self.log.error("buffer unavailable", error=str(exc.__cause__ or exc))
             raise HTTPError(503, "buffer unavailable", "the record could not be stored; retry later",
                             {"retry-after": RETRY_AFTER_SECONDS}) from None
+        if self._buffer_full:
+            self._buffer_full = False
+            self.log.info("buffer accepts records again")
         return 200, _json.encode({"accepted": len(accepted.records)}), {}
 
     async def _read_body(self, receive: Receive) -> bytes:
@@ -119,28 +143,65 @@ class IngressApp:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _builtin(self, path: str, method: str, send: Send) -> None:
-        if path in ("/healthz", "/readyz", "/metrics") and method not in ("GET", "HEAD"):
-            await _respond(send, 405, _error("method not allowed", f"{path} accepts GET"), {"allow": "GET"})
-        elif path == "/healthz":
-            await _respond(send, 200, b'{"status":"ok"}', {})
-        elif path == "/readyz":
-            problems = self.readiness()
-            if problems:
-                await _respond(send, 503, _json.encode({"status": "not ready", "problems": problems}), {})
-            else:
-                await _respond(send, 200, b'{"status":"ready"}', {})
-        elif path == "/metrics":
-            await _respond(send, 200, metrics.render(), {"content-type": "text/plain; version=0.0.4"})
-        else:
+    async def _builtin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        handler = {"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics,
+                   "/status": self._status, "/tap": self._tap}.get(path)
+        if handler is None:
             self._count("", 404)
             await _respond(send, 404, _error("not found", f"no source is mounted at {path}"), {})
+        elif method not in ("GET", "HEAD"):
+            await _respond(send, 405, _error("method not allowed", f"{path} accepts GET"), {"allow": "GET"})
+        elif path in ("/status", "/tap") and (scope.get("client") or ("",))[0] not in LOOPBACK:
+            await _respond(send, 403, _error("forbidden", f"{path} answers local clients only"), {})
+        else:
+            await handler(scope, receive, send)
+
+    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _respond(send, 200, b'{"status":"ok"}', {})
+
+    async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problems = self.control.readiness()
+        if problems:
+            await _respond(send, 503, _json.encode({"status": "not ready", "problems": problems}), {})
+        else:
+            await _respond(send, 200, b'{"status":"ready"}', {})
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _respond(send, 200, metrics.render(), {"content-type": "text/plain; version=0.0.4"})
+
+    async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _respond(send, 200, _json.encode(self.control.status()), {})
+
+    async def _tap(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream NDJSON lines of what a component (``?component=NAME``, or all) emits."""
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        component = query.get("component", [None])[0]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/x-ndjson")]})
+        try:
+            with self.control.taps.subscribe(component) as lines:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+                    await send({"type": "http.response.body", "body": b"", "more_body": True})
+                    async for line in lines:
+                        await send({"type": "http.response.body", "body": line, "more_body": True})
+                    tg.cancel_scope.cancel()
+            await send({"type": "http.response.body", "body": b""})
+        except OSError:  # the tap client went away
+            pass
 
     def _count(self, source: str, status: int) -> None:
         counter = self._status_counters.get((source, status))
         if counter is None:
             counter = self._status_counters[(source, status)] = metrics.HTTP_REQUESTS.labels(source, str(status))
         counter.inc()
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
 def _is_json(media_type: str) -> bool:

@@ -46,6 +46,7 @@ class Buffer(abc.ABC):
     def __init__(self) -> None:
         self._appended = anyio.Event()
         self.healthy = True
+        self.stored_bytes = 0
 
     # lifecycle -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -98,8 +99,8 @@ class Buffer(abc.ABC):
 
     # state -----------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def lag(self) -> dict[str, int]:
-        """Per sink, how many records are stored after its committed cursor."""
+    def lag(self) -> dict[str, int]:
+        """Per sink, how many records are stored after its committed cursor (cheap: no I/O)."""
 
 
 class CursorTracker:

@@ -49,6 +49,7 @@ class MemoryBuffer(Buffer):
             self._next_seq += 1
             self._records.append(Record(seq, new.id, new.source, new.received_at, new.body, new.only_sink))
             self._seqs.append(seq)
+            self.stored_bytes += len(new.body)
         self.notify()
 
     async def read(self, sink: str, limit: int) -> list[Record]:
@@ -73,6 +74,7 @@ class MemoryBuffer(Buffer):
         floor = min(c.committed for c in self._cursors.values())
         cut = bisect.bisect_right(self._seqs, floor)
         if cut >= min(1024, len(self._seqs)) and cut:
+            self.stored_bytes -= sum(len(r.body) for r in self._records[:cut])
             del self._records[:cut]
             del self._seqs[:cut]
 
@@ -92,7 +94,7 @@ class MemoryBuffer(Buffer):
             del self._dead[d.id]
         return len(chosen)
 
-    async def lag(self) -> dict[str, int]:
+    def lag(self) -> dict[str, int]:
         return {
             sink: len(self._seqs) - bisect.bisect_right(self._seqs, c.committed)
             for sink, c in self._cursors.items()

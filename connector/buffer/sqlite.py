@@ -84,7 +84,7 @@ class SqliteBuffer(Buffer):
         super().__init__()
         self.path = path
         self.max_bytes = max_bytes
-        self.stored_bytes = 0
+        self._last_seq = 0
         self.commits = 0
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
@@ -108,6 +108,8 @@ class SqliteBuffer(Buffer):
             saved = dict(self._writer.execute("SELECT sink, seq FROM cursors").fetchall())
             (self.stored_bytes,) = self._writer.execute(
                 "SELECT COALESCE(SUM(length(body)), 0) FROM records").fetchone()
+            row = self._writer.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+            self._last_seq = row[0] if row else 0
         except (OSError, sqlite3.Error) as exc:
             raise BufferUnavailable(f"cannot open the sqlite buffer at {self.path}: {exc}") from None
         self._cursors = {sink: CursorTracker(saved.get(sink, 0)) for sink in sinks}
@@ -182,6 +184,7 @@ class SqliteBuffer(Buffer):
     def _remember(self, rows: list[tuple[Any, ...]], last_seq: int) -> None:
         """Keep the committed rows in the tail; it stays contiguous (a gap empties it)."""
         first_seq = last_seq - len(rows) + 1
+        self._last_seq = last_seq
         if self._tail and self._tail[-1].seq != first_seq - 1:
             self._tail.clear()
         self._tail.extend(Record(seq, *row) for seq, row in zip(range(first_seq, last_seq + 1), rows))
@@ -199,6 +202,8 @@ class SqliteBuffer(Buffer):
             async with self._read_lock:
                 rows = await self._in_thread(self._select, cursor.read_position, limit)
             records = [Record(*row) for row in rows]
+            if records:
+                self._last_seq = max(self._last_seq, records[-1].seq)
         cursor.handed_out([r.seq for r in records])
         return records
 
@@ -303,15 +308,8 @@ class SqliteBuffer(Buffer):
         async with self._write_lock:
             return await self._in_thread(self._execute_committed, f"DELETE FROM dead_letters{where}", list(ids))
 
-    async def lag(self) -> dict[str, int]:
-        def count() -> dict[str, int]:
-            assert self._reader is not None
-            return {sink: self._reader.execute("SELECT COUNT(*) FROM records WHERE seq > ?",
-                                               (c.committed,)).fetchone()[0]
-                    for sink, c in self._cursors.items()}
-
-        async with self._read_lock:
-            return await self._in_thread(count)
+    def lag(self) -> dict[str, int]:
+        return {sink: max(0, self._last_seq - c.committed) for sink, c in self._cursors.items()}
 
     @staticmethod
     async def _in_thread(fn: Callable[..., T], *args: Any) -> T:

@@ -60,7 +60,7 @@ async def test_records_every_sink_passed_are_deleted(tmp_path):
     buffer = SqliteBuffer(str(tmp_path / "b.db"))
     await buffer.open(["a", "b"])
     assert buffer.stored_bytes == 0
-    assert await buffer.lag() == {"a": 0, "b": 0}
+    assert buffer.lag() == {"a": 0, "b": 0}
     await buffer.append([new(99)])
     assert [r.id for r in await buffer.read("a", 10)] == ["s-99"], "seqs must never be reused"
     await buffer.close()

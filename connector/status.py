@@ -1,0 +1,88 @@
+"""``connector status`` and ``connector tap``: read a running daemon, or the buffer when stopped."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from typing import Any
+
+import httpx
+
+from .config import Config
+from .errors import ConnectorError
+
+
+def admin_url(config: Config, path: str) -> str:
+    """The daemon's own URL for ``path`` (wildcard hosts are reached on loopback)."""
+    host = config.server.host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.server.port}{path}"
+
+
+async def show_status(config: Config) -> int:
+    """Print one screen of delivery state."""
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            status = (await client.get(admin_url(config, "/status"))).json()
+    except httpx.TransportError:
+        status = await _stopped_status(config)
+    print(f"daemon: {'running' if status['running'] else 'not running'}   "
+          f"buffer: {status['buffer']['bytes']:,} bytes{'' if status['buffer']['healthy'] else ' (NOT WRITABLE)'}")
+    rows = [("SINK", "LAG", "DELIVERED", "DEAD LETTERS", "STATE", "LAST ERROR")]
+    for name, sink in status["sinks"].items():
+        delivered = "-" if sink["delivered"] is None else f"{int(sink['delivered']):,}"
+        error = "-"
+        if sink["last_error"]:
+            error = f"{_when(sink['last_error_at'])} {sink['last_error']}"
+        rows.append((name, f"{sink['lag']:,}", delivered, f"{int(sink['dead_letters']):,}",
+                     "paused" if sink["paused"] else "ok", error))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
+async def _stopped_status(config: Config) -> dict[str, Any]:
+    buffer = config.buffer.build(config.directory)
+    if not buffer.durable:
+        raise ConnectorError(f"the daemon is not running at {admin_url(config, '')} and a "
+                             f"{type(config.buffer).__struct_config__.tag} buffer keeps nothing")
+    await buffer.open(list(config.sinks))
+    try:
+        lag = buffer.lag()
+        letters = await buffer.dead_letters()
+        sinks = {}
+        for name in config.sinks:
+            mine = [d for d in letters if d.sink == name]
+            last = mine[-1] if mine else None
+            sinks[name] = {"lag": lag.get(name, 0), "delivered": None, "dead_letters": len(mine), "paused": None,
+                           "last_error": last.reason if last else None,
+                           "last_error_at": last.failed_at if last else None}
+        return {"running": False, "buffer": {"bytes": buffer.stored_bytes, "healthy": True}, "sinks": sinks}
+    finally:
+        await buffer.close()
+
+
+def stream_tap(config: Config, component: str | None) -> int:
+    """Copy the daemon's tap to stdout until interrupted or the daemon stops."""
+    params = {"component": component} if component else {}
+    try:
+        with httpx.stream("GET", admin_url(config, "/tap"), params=params, timeout=None) as response:
+            if response.status_code != 200:
+                raise ConnectorError(f"tap: the daemon answered {response.status_code}: {response.read().decode()}")
+            for line in response.iter_lines():
+                if line:
+                    print(line, flush=True)
+    except httpx.TransportError as exc:
+        raise ConnectorError(f"tap: cannot reach the daemon at {admin_url(config, '/tap')}: {exc}") from None
+    except BrokenPipeError:
+        sys.stderr.close()
+    return 0
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,147 @@
+"""Metrics, status and tap on the running daemon."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+
+from connector.testing import wait_until
+
+CONFIG = """
+[server]
+port = {port}
+
+[sources.events]
+type = "webhook"
+path = "/in"
+bearer_token = "t"
+
+[sinks.archive]
+type = "file"
+inputs = ["events"]
+path = "out/events.ndjson"
+
+[sinks.picky]
+type = "picky"
+inputs = ["events"]
+path = "out/picky.ndjson"
+refuse = "poison"
+refuse_while = "connector.toml"
+"""
+AUTH = {"authorization": "Bearer t"}
+
+
+def scrape(daemon) -> dict[str, float]:
+    samples = {}
+    for line in daemon.get("/metrics").text.splitlines():
+        match = re.match(r"^(connector_\w+)(\{[^}]*\})? ([-\d.e+]+)$", line)
+        if match:
+            samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return samples
+
+
+def test_metrics_count_what_was_received_delivered_and_rejected(daemon_factory, tmp_path, plugin_env):
+    daemon = daemon_factory(CONFIG, env=plugin_env).start()
+    for i in range(30):
+        daemon.post("/in", json.dumps({"n": i, "kind": "poison" if i == 3 else "ok"}), AUTH)
+    for _ in range(5):
+        daemon.post("/in", "{}", {"authorization": "Bearer nope"})
+    for _ in range(3):
+        daemon.post("/in", "{", AUTH)
+    wait_until(lambda: scrape(daemon).get('connector_component_sent_events_total{component="picky"}') == 29)
+    wait_until(lambda: scrape(daemon).get('connector_buffer_records{sink="archive"}') == 0)
+    m = scrape(daemon)
+    assert m['connector_http_requests_total{source="events",status="200"}'] == 30
+    assert m['connector_http_requests_total{source="events",status="401"}'] == 5
+    assert m['connector_http_requests_total{source="events",status="400"}'] == 3
+    assert m['connector_component_received_events_total{component="events"}'] == 30
+    assert m['connector_component_sent_events_total{component="archive"}'] == 30
+    assert m['connector_dead_letters_total{reason="refused_contains_poison",sink="picky"}'] == 1
+    assert m["connector_ack_seconds_count"] == 30
+    assert m["connector_buffer_bytes"] >= 0
+
+    status = daemon.get("/status").json()
+    assert status["sinks"]["picky"]["dead_letters"] == 1
+    assert status["sinks"]["picky"]["last_error"] == "refused: contains poison"
+    printed = subprocess.run([sys.executable, "-m", "connector", "status", "-c", str(daemon.config_path)],
+                             capture_output=True, text=True, env=daemon.env)
+    assert printed.returncode == 0, printed.stderr
+    assert "daemon: running" in printed.stdout
+    assert re.search(r"picky\s+0\s+29\s+1\s+ok\s+\S+ refused: contains poison", printed.stdout), printed.stdout
+    assert daemon.stop() == 0
+
+    stopped = subprocess.run([sys.executable, "-m", "connector", "status", "-c", str(daemon.config_path)],
+                             capture_output=True, text=True, env=daemon.env)
+    assert "daemon: not running" in stopped.stdout
+    assert re.search(r"archive\s+0\s+-\s+0\s+ok", stopped.stdout), stopped.stdout
+
+
+def test_tap_shows_messages_while_the_file_sink_gets_them_all(daemon_factory, tmp_path):
+    config = CONFIG.split("[sinks.picky]")[0]
+    daemon = daemon_factory(config).start()
+    tap = subprocess.Popen([sys.executable, "-m", "connector", "tap", "-c", str(daemon.config_path),
+                            "--component", "archive"], stdout=subprocess.PIPE, text=True)
+    seen: list[dict] = []
+    reader = threading.Thread(target=lambda: seen.extend(json.loads(line) for line in tap.stdout), daemon=True)
+    reader.start()
+    warm = 0
+    while not seen:  # wait until the tap is connected
+        daemon.post("/in", json.dumps({"warm": warm}), AUTH)
+        warm += 1
+        time.sleep(0.1)
+        assert warm < 100
+    for i in range(100):
+        daemon.post("/in", json.dumps({"n": i}), AUTH)
+    wait_until(lambda: {e["data"].get("n") for e in seen} >= set(range(100)))
+    assert all(e["component"] == "archive" and e["id"].startswith("events-") for e in seen)
+    out = tmp_path / "out" / "events.ndjson"
+    wait_until(lambda: len(out.read_text().splitlines()) == warm + 100)
+    assert daemon.stop() == 0
+    assert tap.wait(10) == 0, "the tap ends when the daemon stops"
+    reader.join(5)
+    tap.stdout.close()
+
+
+def test_status_and_tap_refuse_non_loopback_clients():
+    import anyio
+
+    from connector.buffer.memory import MemoryBuffer
+    from connector.intake import Intake
+    from connector.server import IngressApp
+    from connector.tap import TapHub
+
+    class Control:
+        taps = TapHub()
+
+        def readiness(self):
+            return {}
+
+        def status(self):
+            return {"running": True}
+
+    app = IngressApp([], Intake(MemoryBuffer(10), Control.taps), 1024, Control())
+
+    async def get(path: str, client: str) -> int:
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        async def send(message):
+            sent.append(message)
+
+        await app({"type": "http", "path": path, "method": "GET", "headers": [], "client": (client, 5000),
+                   "query_string": b""}, receive, send)
+        return sent[0]["status"]
+
+    async def main():
+        assert await get("/status", "10.1.2.3") == 403
+        assert await get("/tap", "192.168.0.9") == 403
+        assert await get("/status", "127.0.0.1") == 200
+        assert await get("/healthz", "10.1.2.3") == 200
+
+    anyio.run(main)
