@@ -161,6 +161,7 @@ class SegmentSink(connector.Sink):
                         await acks.dead_letter(envelope, f"gave up after {attempt + 1} attempts over {limit} s: "
                                                          f"{detail}", attempt + 1)
                     return
+            acks.error(detail, "retry")
             delay = retry_after if retry_after is not None else self._backoff(attempt)
             if retry_after is not None:
                 self._hold_until = max(self._hold_until, time.monotonic() + delay)
