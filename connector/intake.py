@@ -22,16 +22,19 @@ class Intake:
         self.stopping = False
         self._received: dict[str, Any] = {}
 
-    async def store(self, source: str, records: Sequence[Any]) -> None:
-        """Encode ``records`` canonically, give them ids, and return once the buffer stored them."""
-        if not records:
+    async def store(self, source: str, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
+        """Encode ``records`` canonically, give them ids, and return once the buffer stored them.
+
+        A polling source's ``checkpoint`` is stored in the same transaction.
+        """
+        if not records and checkpoint is None:
             return
         received_at = time.time()
         new = []
         for record in records:
             body = ids.canonical(record)
             new.append(NewRecord(ids.record_id(source, body), source, received_at, body))
-        await self.buffer.append(new)
+        await self.buffer.append(new, None if checkpoint is None else (f"source:{source}", checkpoint))
         if self.taps.active:
             self.taps.publish(source, ((r.id, msgspec.Raw(r.body)) for r in new))
         counter = self._received.get(source)

@@ -12,12 +12,20 @@ from .intake import Intake
 
 @dataclass(frozen=True)
 class SourceContext:
-    """Handed to ``PollingSource.run``: ``append`` stores records durably, then returns."""
+    """Handed to ``PollingSource.run``: store records durably, with the source's checkpoint."""
 
     name: str
     intake: Intake
     buffer: Buffer
 
-    async def append(self, records: Sequence[Any]) -> None:
-        """Store decoded records (canonically encoded, with deterministic ids)."""
-        await self.intake.store(self.name, records)
+    async def append(self, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
+        """Store decoded records (canonically, with deterministic ids); return once durable.
+
+        ``checkpoint`` (the source's position, e.g. an API cursor) is saved in the same
+        transaction, so after a crash the source resumes exactly after what was stored.
+        """
+        await self.intake.store(self.name, records, checkpoint)
+
+    async def checkpoint(self) -> bytes | None:
+        """The checkpoint last stored with ``append``, or None on the first run."""
+        return await self.buffer.checkpoint(f"source:{self.name}")

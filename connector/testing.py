@@ -4,6 +4,7 @@
 - ``DaemonProcess``: the real daemon as a subprocess on a config you write, with helpers to
   wait until it serves, post to it, stop it with a signal, or kill it.
 - fixture ``daemon_factory``: makes ``DaemonProcess`` objects in ``tmp_path`` and stops them.
+- ``ThreadedServer``: serve an ASGI app (a fake of some API) on 127.0.0.1 in a thread.
 - ``FakeSegment``: a local stand-in for Segment's ``/v1/batch`` that records what arrives,
   checks the write key and Segment's limits, and fails by script; fixture ``fake_segment``.
 """
@@ -137,7 +138,39 @@ def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.05) ->
         time.sleep(interval)
 
 
-class FakeSegment:
+class ThreadedServer:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a background thread (for fakes in tests)."""
+
+    def __init__(self, app: Any, port: int | None = None):
+        self.app = app
+        self.port = port or free_port()
+        self._server: uvicorn.Server | None = None
+        self._thread: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ThreadedServer:
+        import threading
+
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
+                                lifespan="off", access_log=False, loop="asyncio", interface="asgi3")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self._server is not None and self._server.started, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening (connections are then refused) until ``start`` again."""
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+            self._server = None
+
+
+class FakeSegment(ThreadedServer):
     """Segment's batch endpoint on 127.0.0.1, in a thread.
 
     ``script`` is consumed one entry per request: an HTTP status (``500``), ``(429, seconds)``
@@ -152,8 +185,8 @@ class FakeSegment:
     MAX_MESSAGE_BYTES = 32 * 1000
 
     def __init__(self, write_key: str = "test-write-key", port: int | None = None):
+        super().__init__(self._app, port)
         self.write_key = write_key
-        self.port = port or free_port()
         self.script: collections.deque[Any] = collections.deque()
         self.poison: str | None = None
         self.slow_seconds = 3.0
@@ -161,33 +194,9 @@ class FakeSegment:
         self.messages: list[dict[str, Any]] = []
         self.requests: list[dict[str, str]] = []
         self.violations: list[str] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def message_ids(self) -> set[str]:
         return {m["messageId"] for m in self.messages}
-
-    def start(self) -> FakeSegment:
-        import threading
-
-        config = uvicorn.Config(self._app, host="127.0.0.1", port=self.port, log_config=None,
-                                lifespan="off", access_log=False, loop="asyncio", interface="asgi3")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        wait_until(lambda: self._server is not None and self._server.started, timeout=10)
-        return self
-
-    def stop(self) -> None:
-        """Stop listening (connections are then refused) until ``start`` again."""
-        if self._server is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-            self._server = None
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = b""

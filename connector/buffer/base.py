@@ -59,8 +59,16 @@ class Buffer(abc.ABC):
 
     # records ---------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def append(self, records: Sequence[NewRecord]) -> None:
-        """Store ``records``; return once durable. Raise BufferFull or BufferUnavailable."""
+    async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
+        """Store ``records``; return once durable. Raise BufferFull or BufferUnavailable.
+
+        ``checkpoint`` (name, value) is stored in the same transaction: a polling source's
+        position is saved if and only if the records it fetched are.
+        """
+
+    @abc.abstractmethod
+    async def checkpoint(self, name: str) -> bytes | None:
+        """The value last stored for checkpoint ``name``, or None."""
 
     @abc.abstractmethod
     async def read(self, sink: str, limit: int) -> list[Record]:

@@ -34,6 +34,7 @@ class MemoryBuffer(Buffer):
         self._cursors: dict[str, CursorTracker] = {}
         self._dead: dict[int, DeadLetter] = {}
         self._next_dead = 1
+        self._checkpoints: dict[str, bytes] = {}
 
     async def open(self, sinks: Sequence[str]) -> None:
         self._cursors = {sink: CursorTracker(0) for sink in sinks}
@@ -41,7 +42,7 @@ class MemoryBuffer(Buffer):
     async def close(self) -> None:
         self.notify()
 
-    async def append(self, records: Sequence[NewRecord]) -> None:
+    async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
         if len(self._records) + len(records) > self.max_records:
             raise BufferFull(f"the memory buffer holds its limit of {self.max_records} records")
         for new in records:
@@ -50,7 +51,12 @@ class MemoryBuffer(Buffer):
             self._records.append(Record(seq, new.id, new.source, new.received_at, new.body, new.only_sink))
             self._seqs.append(seq)
             self.stored_bytes += len(new.body)
+        if checkpoint is not None:
+            self._checkpoints[checkpoint[0]] = checkpoint[1]
         self.notify()
+
+    async def checkpoint(self, name: str) -> bytes | None:
+        return self._checkpoints.get(name)
 
     async def read(self, sink: str, limit: int) -> list[Record]:
         cursor = self._cursors[sink]

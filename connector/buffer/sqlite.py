@@ -68,10 +68,11 @@ class SqliteBufferConfig(BufferConfig, tag="sqlite"):
 class _Batch:
     """Records that will share one transaction; every appender in it waits on ``done``."""
 
-    __slots__ = ("records", "done", "error", "has_leader")
+    __slots__ = ("records", "checkpoints", "done", "error", "has_leader")
 
     def __init__(self) -> None:
         self.records: list[NewRecord] = []
+        self.checkpoints: dict[str, bytes] = {}
         self.done = anyio.Event()
         self.error: BaseException | None = None
         self.has_leader = False
@@ -132,12 +133,14 @@ class SqliteBuffer(Buffer):
         self.notify()
 
     # appends ---------------------------------------------------------------------------------
-    async def append(self, records: Sequence[NewRecord]) -> None:
+    async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
         size = sum(len(r.body) for r in records)
         if self.stored_bytes + size > self.max_bytes:
             raise BufferFull(f"the sqlite buffer holds its limit of {self.max_bytes} bytes")
         batch = self._open_batch
         batch.records.extend(records)
+        if checkpoint is not None:
+            batch.checkpoints[checkpoint[0]] = checkpoint[1]
         if batch.has_leader:
             await batch.done.wait()
         else:  # the first appender of a batch commits it once the previous commit is done
@@ -153,8 +156,9 @@ class SqliteBuffer(Buffer):
         rows = [(r.id, r.source, r.received_at, r.body, r.only_sink) for r in batch.records]
         error: BaseException | None = None
         try:
-            last_seq = await self._in_thread(self._insert, rows)
-            self._remember(rows, last_seq)
+            last_seq = await self._in_thread(self._insert, rows, list(batch.checkpoints.items()))
+            if rows:
+                self._remember(rows, last_seq)
             self.stored_bytes += sum(len(row[3]) for row in rows)
             self.commits += 1
             metrics.BUFFER_COMMITS.inc()
@@ -166,7 +170,7 @@ class SqliteBuffer(Buffer):
         if error is None:
             self.notify()
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> int:
+    def _insert(self, rows: list[tuple[Any, ...]], checkpoints: list[tuple[str, bytes]]) -> int:
         """Insert in one transaction; return the last seq (the batch's seqs are consecutive)."""
         db = self._writer
         assert db is not None
@@ -174,6 +178,7 @@ class SqliteBuffer(Buffer):
         try:
             db.executemany(
                 "INSERT INTO records (id, source, received_at, body, only_sink) VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO checkpoints (name, value) VALUES (?, ?)", checkpoints)
             last_seq = db.execute("SELECT last_insert_rowid()").fetchone()[0]
             db.execute("COMMIT")
         except BaseException:
@@ -222,6 +227,12 @@ class SqliteBuffer(Buffer):
         return self._reader.execute(
             "SELECT seq, id, source, received_at, body, only_sink FROM records "
             "WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+
+    async def checkpoint(self, name: str) -> bytes | None:
+        async with self._read_lock:
+            row = await self._in_thread(lambda: self._reader.execute(  # type: ignore[union-attr]
+                "SELECT value FROM checkpoints WHERE name = ?", (name,)).fetchone())
+        return bytes(row[0]) if row else None
 
     async def ack(self, sink: str, seqs: Sequence[int]) -> None:
         if self._cursors[sink].acked(seqs):
