@@ -87,6 +87,9 @@ def _check(args: argparse.Namespace) -> int:
     check_graph(config)
     print(f"{config.path}: ok")
     print(f"buffer: {_describe(config.buffer)}")
+    if getattr(config.buffer, "replicas", None) == 1:
+        print("warning: buffer.replicas = 1: a single NATS server acknowledges before it syncs to disk; "
+              "run production with replicas = 3")
     print(f"server: http://{config.server.host}:{config.server.port}")
     for component in config.components():
         print(f"{component.kind} {component.name} ({component.plugin}): {_describe(component.config)}")

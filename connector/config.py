@@ -155,7 +155,8 @@ class _Loader:
         kind = table.get("type", "sqlite")
         cls = BUFFER_KINDS.get(kind) if isinstance(kind, str) else None
         if cls is None:
-            raise self.error("buffer", "type", f"unknown buffer type {kind!r} (one of: {', '.join(BUFFER_KINDS)})")
+            hint = " (pip install 'connector[nats]')" if kind == "nats" else ""
+            raise self.error("buffer", "type", f"unknown buffer type {kind!r}{hint} (one of: {', '.join(BUFFER_KINDS)})")
         return self.convert(table, cls, "buffer")
 
     def load_component(self, section: str, name: str, table: Any) -> Component:

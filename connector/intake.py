@@ -13,6 +13,11 @@ from .buffer import Buffer, NewRecord
 from .tap import TapHub
 
 
+def checkpoint_name(source: str) -> str:
+    """The buffer checkpoint that holds a polling source's position."""
+    return f"source:{source}"
+
+
 class Intake:
     """The sources' one way into the buffer; refuses new input once the daemon is stopping."""
 
@@ -34,7 +39,7 @@ class Intake:
         for record in records:
             body = ids.canonical(record)
             new.append(NewRecord(ids.record_id(source, body), source, received_at, body))
-        await self.buffer.append(new, None if checkpoint is None else (f"source:{source}", checkpoint))
+        await self.buffer.append(new, None if checkpoint is None else (checkpoint_name(source), checkpoint))
         if self.taps.active:
             self.taps.publish(source, ((r.id, msgspec.Raw(r.body)) for r in new))
         counter = self._received.get(source)

@@ -92,6 +92,7 @@ class Daemon:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_signals)
+                tg.start_soon(self._supervise, "buffer", self.buffer.maintain)
                 for pipeline in self.pipelines:
                     tg.start_soon(self._supervise, pipeline.name, pipeline.run)
                 sources_scope = anyio.CancelScope()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .buffer import Buffer
-from .intake import Intake
+from .intake import Intake, checkpoint_name
 
 
 @dataclass(frozen=True)
@@ -28,4 +28,4 @@ class SourceContext:
 
     async def checkpoint(self) -> bytes | None:
         """The checkpoint last stored with ``append``, or None on the first run."""
-        return await self.buffer.checkpoint(f"source:{self.name}")
+        return await self.buffer.checkpoint(checkpoint_name(self.name))

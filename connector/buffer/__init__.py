@@ -11,4 +11,11 @@ BUFFER_KINDS: dict[str, type[BufferConfig]] = {
     "memory": MemoryBufferConfig,
 }
 
+try:  # nats-py is the optional extra connector[nats]
+    from .nats import NatsBufferConfig
+except ImportError:  # pragma: no cover - depends on what is installed
+    pass
+else:
+    BUFFER_KINDS["nats"] = NatsBufferConfig
+
 __all__ = ["BUFFER_KINDS", "Buffer", "BufferConfig", "CursorTracker", "NewRecord"]

@@ -82,6 +82,10 @@ class Buffer(abc.ABC):
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
         """Keep ``record`` as refused by ``sink``; it then counts as acknowledged."""
 
+    async def maintain(self) -> None:
+        """Background upkeep while the daemon runs (cancelled when it stops); none by default."""
+        await anyio.sleep_forever()
+
     async def wait(self, timeout: float) -> None:
         """Return when records may have been appended, or after ``timeout`` seconds."""
         with anyio.move_on_after(timeout):

@@ -28,6 +28,7 @@ class PickySink(connector.Sink):
         self.path, self.refuse, self.refuse_while = path, refuse.encode(), refuse_while
 
     async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.path, "ab") as out:
             while batch := await next_batch(inbox, 100):
                 delivered = []

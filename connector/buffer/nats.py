@@ -1,0 +1,310 @@
+"""The ``nats`` buffer: NATS JetStream, for many daemons sharing one stream of records.
+
+Records are published to ``<stream>.records.<source>`` with ``Nats-Msg-Id`` set to the record id
+(JetStream's duplicate window drops a sender's retry) and each append returns once JetStream
+acknowledged every record. Each sink is one durable pull consumer shared by all daemons: a
+record is acked after delivery, its ack deadline extended while a sink holds it, nak'ed on
+shutdown so another daemon takes it at once, and terminated after a dead letter is stored in
+``<stream>_DLQ``. The records stream uses interest retention: a record leaves once every sink's
+consumer acknowledged it. Polling sources' checkpoints live in the key-value bucket
+``<stream>_checkpoints``, written after the page's records (a crash in between repeats the page,
+which the duplicate window drops).
+
+Durability comes from replication: a single server acknowledges before it syncs to disk, so run
+production with ``replicas = 3``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import anyio
+import msgspec
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js import api
+
+from ..components import Secret, logger
+from ..errors import BufferFull, BufferUnavailable
+from ..records import DeadLetter, Record
+from .base import Buffer, BufferConfig, NewRecord
+
+HEADER_SOURCE = "Connector-Source"
+HEADER_RECEIVED = "Connector-Received-At"
+HEADER_ONLY_SINK = "Connector-Only-Sink"
+HEADER_REASON = "Connector-Reason"
+HEADER_ATTEMPTS = "Connector-Attempts"
+HEADER_SINK = "Connector-Sink"
+HEADER_RECORD_ID = "Connector-Record-Id"
+FETCH_TIMEOUT_SECONDS = 0.5
+
+
+class NatsBufferConfig(BufferConfig, tag="nats"):
+    """``type = "nats"``: ``url`` (or a list), ``stream``; credentials: ``user`` + ``password``,
+    ``token`` or ``creds_file``; TLS: ``tls_ca``, ``tls_cert``, ``tls_key``. ``replicas`` of
+    the streams (use 3 in production), retention limits ``max_bytes`` and ``max_age_seconds``,
+    ``duplicate_window_seconds``, and ``ack_wait_seconds`` after which an unacknowledged record
+    goes to another daemon."""
+
+    url: str | list[str] = "nats://127.0.0.1:4222"
+    stream: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "connector"
+    user: str | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+    creds_file: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    max_bytes: int = 1 << 30
+    max_age_seconds: float = 7 * 24 * 3600.0
+    duplicate_window_seconds: float = 120.0
+    ack_wait_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    connect_timeout_seconds: float = 5.0
+
+    def build(self, config_dir: str) -> Buffer:
+        return NatsBuffer(self, config_dir)
+
+
+def _token(name: str) -> str:
+    """A name as one subject token."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
+
+
+class NatsBuffer(Buffer):
+    """Records in a JetStream stream, one durable consumer per sink, dead letters in another."""
+
+    def __init__(self, config: NatsBufferConfig, config_dir: str):
+        super().__init__()
+        self.config = config
+        self.config_dir = config_dir
+        self.stream = config.stream
+        self.dlq_stream = f"{config.stream}_DLQ"
+        self.log = logger("buffer")
+        self._nc: Any = None
+        self._js: Any = None
+        self._subs: dict[str, Any] = {}
+        self._held: dict[str, dict[int, Any]] = {}
+        self._pending: dict[str, int] = {}
+        self._kv: Any = None
+
+    # lifecycle -------------------------------------------------------------------------------
+    async def open(self, sinks: Sequence[str]) -> None:
+        c = self.config
+        try:
+            self._nc = await nats.connect(
+                servers=c.url if isinstance(c.url, list) else [c.url], user=c.user, password=c.password,
+                token=c.token, user_credentials=self._path(c.creds_file), tls=self._tls(),
+                connect_timeout=c.connect_timeout_seconds, max_reconnect_attempts=-1, allow_reconnect=True,
+                disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
+                error_cb=self._error, name="connector")
+            self._js = self._nc.jetstream()
+            await self._ensure_streams()
+            for sink in sinks:
+                self._subs[sink] = await self._consumer(sink)
+                self._held[sink] = {}
+                self._pending[sink] = 0
+        except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
+            await self._close_connection()
+            raise BufferUnavailable(f"cannot open the nats buffer at {c.url}: {exc or type(exc).__name__}") from None
+
+    def _path(self, value: str | None) -> str | None:
+        import os
+
+        return None if value is None else os.path.normpath(os.path.join(self.config_dir, value))
+
+    def _tls(self) -> ssl.SSLContext | None:
+        c = self.config
+        if not (c.tls_ca or c.tls_cert):
+            return None
+        context = ssl.create_default_context(cafile=self._path(c.tls_ca))
+        if c.tls_cert:
+            context.load_cert_chain(self._path(c.tls_cert), self._path(c.tls_key))  # type: ignore[arg-type]
+        return context
+
+    async def _ensure_streams(self) -> None:
+        c = self.config
+        await self._ensure(api.StreamConfig(
+            name=self.stream, subjects=[f"{self.stream}.records.>"], retention=api.RetentionPolicy.INTEREST,
+            max_bytes=c.max_bytes, max_age=c.max_age_seconds, duplicate_window=c.duplicate_window_seconds,
+            num_replicas=c.replicas, storage=api.StorageType.FILE, discard=api.DiscardPolicy.NEW))
+        await self._ensure(api.StreamConfig(
+            name=self.dlq_stream, subjects=[f"{self.stream}.dlq.>"], retention=api.RetentionPolicy.LIMITS,
+            max_age=c.max_age_seconds * 4, num_replicas=c.replicas, storage=api.StorageType.FILE))
+        self._kv = await self._js.create_key_value(bucket=f"{self.stream}_checkpoints", replicas=c.replicas)
+
+    async def _ensure(self, config: api.StreamConfig) -> None:
+        try:
+            await self._js.stream_info(config.name)
+        except nats.js.errors.NotFoundError:
+            await self._js.add_stream(config)
+
+    async def _consumer(self, sink: str) -> Any:
+        durable = f"{self.stream}_{_token(sink)}"
+        config = api.ConsumerConfig(durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT,
+                                    ack_wait=self.config.ack_wait_seconds, max_deliver=-1,
+                                    max_ack_pending=20_000, deliver_policy=api.DeliverPolicy.ALL)
+        return await self._js.pull_subscribe(f"{self.stream}.records.>", durable=durable, stream=self.stream,
+                                             config=config)
+
+    async def close(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for held in self._held.values():
+                for msg in held.values():
+                    with contextlib.suppress(Exception):
+                        await msg.nak()
+                held.clear()
+            await self._close_connection()
+        self.notify()
+
+    async def _close_connection(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            # close, not drain: draining a pull subscription waits for a queue that never empties
+            with contextlib.suppress(Exception), anyio.move_on_after(5):
+                await self._nc.flush(timeout=2)
+                await self._nc.close()
+        self._nc = None
+
+    async def _disconnected(self) -> None:
+        self.healthy = False
+        self.log.warning("nats disconnected; webhooks answer 503 until it is back")
+
+    async def _reconnected(self) -> None:
+        self.healthy = True
+        self.log.info("nats reconnected")
+
+    async def _error(self, exc: Exception) -> None:
+        self.log.warning("nats error", error=str(exc) or type(exc).__name__)
+
+    async def maintain(self) -> None:
+        """Extend the ack deadline of records sinks still hold; refresh the stored size."""
+        while True:
+            await anyio.sleep(self.config.ack_wait_seconds / 3)
+            for held in self._held.values():
+                for msg in list(held.values()):
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+            with contextlib.suppress(Exception):
+                self.stored_bytes = (await self._js.stream_info(self.stream)).state.bytes
+
+    # records ---------------------------------------------------------------------------------
+    async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
+        if self._nc is None or not self._nc.is_connected:
+            self.healthy = False
+            raise BufferUnavailable("nats is not connected")
+        try:
+            futures = [await self._js.publish_async(
+                f"{self.stream}.records.{_token(r.source)}", r.body, headers=self._headers(r)) for r in records]
+            for future in futures:
+                await future
+            if checkpoint is not None:
+                await self._kv.put(_kv_key(checkpoint[0]), checkpoint[1])
+        except nats.js.errors.APIError as exc:
+            if "maximum bytes" in str(exc).lower() or getattr(exc, "err_code", None) == 10054:
+                raise BufferFull("the nats stream holds its limit of bytes") from None
+            raise BufferUnavailable(f"nats refused the records: {exc}") from exc
+        except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise BufferUnavailable(f"nats could not store the records: {type(exc).__name__}") from exc
+        self.healthy = True
+        self.notify()
+
+    @staticmethod
+    def _headers(record: NewRecord) -> dict[str, str]:
+        headers = {"Nats-Msg-Id": record.id, HEADER_SOURCE: record.source, HEADER_RECEIVED: repr(record.received_at)}
+        if record.only_sink is not None:
+            headers[HEADER_ONLY_SINK] = record.only_sink
+        return headers
+
+    async def read(self, sink: str, limit: int) -> list[Record]:
+        try:
+            messages = await self._subs[sink].fetch(batch=limit, timeout=FETCH_TIMEOUT_SECONDS)
+        except (nats.errors.TimeoutError, TimeoutError):
+            return []
+        except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
+            self.log.warning("nats fetch failed", sink=sink, error=type(exc).__name__)
+            await anyio.sleep(FETCH_TIMEOUT_SECONDS)
+            return []
+        held = self._held[sink]
+        records = []
+        for msg in messages:
+            meta = msg.metadata
+            seq = meta.sequence.stream
+            headers = msg.headers or {}
+            held[seq] = msg
+            self._pending[sink] = meta.num_pending
+            records.append(Record(seq, headers.get("Nats-Msg-Id", str(seq)), headers.get(HEADER_SOURCE, ""),
+                                  float(headers.get(HEADER_RECEIVED, "0")), msg.data, headers.get(HEADER_ONLY_SINK)))
+        return records
+
+    async def wait(self, timeout: float) -> None:
+        """``read`` itself waited for new records on the server."""
+
+    async def ack(self, sink: str, seqs: Sequence[int]) -> None:
+        held = self._held[sink]
+        for seq in seqs:
+            msg = held.pop(seq, None)
+            if msg is not None:
+                await msg.ack()
+
+    async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
+        headers = {HEADER_SINK: sink, HEADER_REASON: reason[:4000], HEADER_ATTEMPTS: str(attempts),
+                   HEADER_RECORD_ID: record.id, HEADER_SOURCE: record.source,
+                   HEADER_RECEIVED: repr(record.received_at)}
+        await self._js.publish(f"{self.stream}.dlq.{_token(sink)}", record.body, headers=headers)
+        msg = self._held.get(sink, {}).pop(record.seq, None)
+        if msg is not None:
+            await msg.term()
+
+    def lag(self) -> dict[str, int]:
+        return {sink: self._pending[sink] + len(self._held[sink]) for sink in self._subs}
+
+    # checkpoints and dead letters --------------------------------------------------------------
+    async def checkpoint(self, name: str) -> bytes | None:
+        try:
+            entry = await self._kv.get(_kv_key(name))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return entry.value
+
+    async def dead_letters(self, ids: Sequence[int] = ()) -> list[DeadLetter]:
+        if not ids:
+            state = (await self._js.stream_info(self.dlq_stream)).state
+            ids = range(state.first_seq, state.last_seq + 1) if state.messages else []
+        letters = []
+        for seq in ids:
+            try:
+                raw = await self._js.get_msg(self.dlq_stream, seq)
+            except nats.js.errors.NotFoundError:
+                continue
+            h = raw.headers or {}
+            failed_at = raw.time.timestamp() if getattr(raw, "time", None) else time.time()
+            letters.append(DeadLetter(seq, h.get(HEADER_SINK, "?"), h.get(HEADER_RECORD_ID, "?"),
+                                      h.get(HEADER_SOURCE, "?"), float(h.get(HEADER_RECEIVED, "0")), raw.data or b"",
+                                      h.get(HEADER_REASON, ""), int(h.get(HEADER_ATTEMPTS, "1")), failed_at))
+        return letters
+
+    async def replay(self, ids: Sequence[int] = ()) -> int:
+        letters = await self.dead_letters(ids)
+        for letter in letters:
+            replayed = NewRecord(f"{letter.record_id}-replay-{letter.id}", letter.source, letter.received_at,
+                                 letter.body, letter.sink)
+            await self._js.publish(f"{self.stream}.records.{_token(letter.source)}", letter.body,
+                                   headers=self._headers(replayed) | {"Nats-Msg-Id": replayed.id})
+            await self._js.delete_msg(self.dlq_stream, letter.id)
+        return len(letters)
+
+    async def purge(self, ids: Sequence[int] = ()) -> int:
+        letters = await self.dead_letters(ids)
+        for letter in letters:
+            await self._js.delete_msg(self.dlq_stream, letter.id)
+        return len(letters)
+
+
+def _kv_key(name: str) -> str:
+    return re.sub(r"[^-/_=.a-zA-Z0-9]", ".", name)

@@ -1,0 +1,196 @@
+"""The nats buffer against a real nats-server (JetStream), never a mock."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import anyio
+import pytest
+
+from connector.buffer.base import NewRecord
+from connector.buffer.nats import NatsBuffer, NatsBufferConfig
+from connector.ids import canonical, message_id, record_id
+from connector.testing import wait_until
+from support.nats_server import NatsServer, available
+
+pytestmark = pytest.mark.skipif(not available(), reason="nats-server is not installed")
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    server = NatsServer(tmp_path / "nats-store").start()
+    yield server
+    server.stop()
+
+
+CONFIG = """
+[server]
+port = {port}
+
+[buffer]
+type = "nats"
+url = "%s"
+stream = "records"
+ack_wait_seconds = 2
+
+[sources.events]
+type = "webhook"
+path = "/in"
+
+[sinks.segment]
+type = "segment"
+inputs = ["events"]
+write_key = "test-write-key"
+endpoint = "%s"
+flush_interval = 0.05
+retry_initial_seconds = 0.05
+"""
+
+
+def expected_id(body: dict) -> str:
+    content = canonical(json.loads(json.dumps(body)))
+    return message_id(record_id("events", content), "events", 0)
+
+
+def test_three_daemons_share_a_stream_and_survive_losing_one(daemon_factory, tmp_path, nats_server, fake_segment):
+    config = CONFIG % (nats_server.url, fake_segment.url)
+    daemons = [daemon_factory(config, directory=tmp_path / f"d{i}").start() for i in range(3)]
+    acknowledged: list[dict] = []
+    lock = threading.Lock()
+
+    def post(worker: int) -> None:
+        import httpx
+
+        with httpx.Client(timeout=5) as client:
+            for n in range(1000):
+                body = {"worker": worker, "n": n}
+                target = daemons[n % 3]
+                try:
+                    response = client.post(target.base_url + "/in", content=json.dumps(body),
+                                           headers={"content-type": "application/json"})
+                except httpx.TransportError:
+                    continue
+                if response.status_code == 200:
+                    with lock:
+                        acknowledged.append(body)
+
+    posters = [threading.Thread(target=post, args=(w,)) for w in range(3)]
+    for poster in posters:
+        poster.start()
+    wait_until(lambda: len(acknowledged) >= 1000, timeout=60)
+    daemons[1].kill()
+    for poster in posters:
+        poster.join()
+    assert 1000 < len(acknowledged) < 3000
+    wanted = {expected_id(b) for b in acknowledged}
+    wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=60)
+    assert daemons[0].stop() == 0 and daemons[2].stop() == 0
+    duplicates = len(fake_segment.messages) - len(fake_segment.message_ids())
+    print(f"acknowledged {len(acknowledged)}, delivered {len(fake_segment.message_ids())}, duplicates {duplicates}")
+
+
+def test_a_sender_retry_is_stored_once(nats_server):
+    async def main() -> list[str]:
+        buffer = NatsBuffer(NatsBufferConfig(url=nats_server.url, stream="dedupe"), ".")
+        await buffer.open(["out"])
+        record = NewRecord("events-abc", "events", 1.0, b'{"a":1}')
+        await buffer.append([record])
+        await buffer.append([record])
+        await buffer.append([NewRecord("events-def", "events", 1.0, b'{"a":2}')], checkpoint=("source:p", b"cursor-7"))
+        got = await buffer.read("out", 10)
+        await buffer.ack("out", [r.seq for r in got])
+        assert await buffer.checkpoint("source:p") == b"cursor-7"
+        assert await buffer.checkpoint("source:other") is None
+        await buffer.close()
+        return [r.id for r in got]
+
+    assert anyio.run(main) == ["events-abc", "events-def"]
+
+
+DLQ = """
+[server]
+port = {port}
+
+[buffer]
+type = "nats"
+url = "%s"
+stream = "dlq_test"
+
+[sources.events]
+type = "webhook"
+path = "/in"
+
+[sinks.picky]
+type = "picky"
+inputs = ["events"]
+path = "out/picky.ndjson"
+refuse = "poison"
+refuse_while = "refusing"
+"""
+
+
+def test_dead_letters_list_and_replay_against_nats(daemon_factory, tmp_path, nats_server, plugin_env):
+    (tmp_path / "refusing").touch()
+    daemon = daemon_factory(DLQ % nats_server.url, env=plugin_env).start()
+    for i in range(10):
+        daemon.post("/in", json.dumps({"id": i, "kind": "poison" if i == 4 else "fine"}))
+    out = tmp_path / "out" / "picky.ndjson"
+
+    def delivered() -> set[int]:
+        return {json.loads(line)["id"] for line in out.read_text().splitlines()} if out.exists() else set()
+
+    def dlq(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "connector", "dlq", *args, "-c", str(daemon.config_path)],
+                                capture_output=True, text=True, env=daemon.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    wait_until(lambda: delivered() == set(range(10)) - {4})
+    listing = wait_until(lambda: dlq("list").strip())
+    assert "\tpicky\t" in listing and "refused: contains poison" in listing
+    (tmp_path / "refusing").unlink()
+    assert "replayed 1" in dlq("replay", "--all")
+    wait_until(lambda: 4 in delivered())
+    assert dlq("list") == ""
+    assert daemon.stop() == 0
+
+
+MEMORY_SINK = """
+[server]
+port = {port}
+
+[buffer]
+type = "nats"
+url = "%s"
+stream = "outage"
+
+[sources.events]
+type = "webhook"
+path = "/in"
+
+[sinks.archive]
+type = "file"
+inputs = ["events"]
+path = "out/events.ndjson"
+"""
+
+
+def test_nats_outage_answers_503_reports_not_ready_and_recovers(daemon_factory, tmp_path, nats_server):
+    daemon = daemon_factory(MEMORY_SINK % nats_server.url).start()
+    assert daemon.post("/in", '{"before": 1}').status_code == 200
+    nats_server.stop()
+    wait_until(lambda: daemon.post("/in", '{"during": 1}').status_code == 503)
+    response = daemon.post("/in", '{"during": 2}')
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert daemon.get("/readyz").status_code == 503
+    assert daemon.get("/healthz").status_code == 200
+    nats_server.start()
+    wait_until(lambda: daemon.post("/in", '{"after": 1}').status_code == 200, timeout=30)
+    wait_until(lambda: daemon.get("/readyz").status_code == 200)
+    out = tmp_path / "out" / "events.ndjson"
+    wait_until(lambda: out.exists() and '"after":1' in out.read_text(), timeout=30)
+    assert '"before":1' in out.read_text()
+    assert daemon.stop() == 0

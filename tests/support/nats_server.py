@@ -1,0 +1,50 @@
+"""A real nats-server with JetStream for a test: on a free port, with its own store directory."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from connector.testing import free_port
+
+LOCAL_URL = "nats://127.0.0.1:4222"
+
+
+class NatsServer:
+    """``nats-server -js`` on 127.0.0.1; ``stop``/``start`` keep the port and the store."""
+
+    def __init__(self, store: Path, port: int | None = None):
+        self.store = store
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> NatsServer:
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.process = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(self.port), "-js",
+                                         "-sd", str(self.store)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nats-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+def available() -> bool:
+    return bool(shutil.which("nats-server") or Path("/usr/sbin/nats-server").exists())
