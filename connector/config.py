@@ -42,6 +42,8 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1_048_576
+    max_header_bytes: int = 16_384
+    body_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)

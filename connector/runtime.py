@@ -146,7 +146,7 @@ class Daemon:
             await self._supervise(source.name, source.run, SourceContext(source.name, self.intake, self.buffer))
 
     async def _serve(self, done: anyio.Event) -> None:
-        app = IngressApp(self.graph.webhook_sources, self.intake, self.config.server.max_body_bytes, self)
+        app = IngressApp(self.graph.webhook_sources, self.intake, self.config.server, self)
         config = uvicorn.Config(app, host=self.config.server.host, port=self.config.server.port,
                                 http="httptools", loop="none", lifespan="off", access_log=False, interface="asgi3",
                                 log_config=None, server_header=False, date_header=False,

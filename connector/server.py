@@ -1,7 +1,9 @@
 """The HTTP ingress: one ASGI app for every webhook source, plus health, readiness and metrics.
 
-Checks run in this order, the first failure answering: path (404), method (405), declared size
-(413), media type (415), size while reading (413, never reading past the limit), credentials and
+Checks run in this order, the first failure answering: path (404), method (405), header size
+(431), declared size
+(413), media type (415), size while reading (413, never reading past the limit; 408 if the body
+does not arrive within ``body_timeout_seconds``), credentials and
 decoding (the source's 401/400), then storage (503 when the buffer is full or the daemon stops).
 
 ``/status`` and ``/tap`` show delivery state and live data: they answer loopback clients only.
@@ -20,6 +22,7 @@ import structlog
 
 from . import metrics
 from .components import Accepted, WebhookRequest, WebhookSource
+from .config import ServerConfig
 from .errors import BufferFull, BufferUnavailable, HTTPError
 from .intake import Intake
 from .tap import TapHub
@@ -34,6 +37,7 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 LOOPBACK = ("127.0.0.1", "::1")
+_CLOSE = {"connection": "close"}  # the rest of the body is unread: the connection cannot be reused
 
 
 class _TooLarge(Exception):
@@ -53,10 +57,12 @@ class Control(Protocol):
 class IngressApp:
     """Routes webhook deliveries to sources and stores what they accept."""
 
-    def __init__(self, sources: list[WebhookSource], intake: Intake, max_body_bytes: int, control: Control):
+    def __init__(self, sources: list[WebhookSource], intake: Intake, config: ServerConfig, control: Control):
         self.routes = {source.path: source for source in sources}
         self.intake = intake
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes = config.max_body_bytes
+        self.max_header_bytes = config.max_header_bytes
+        self.body_timeout = config.body_timeout_seconds
         self.control = control
         self._buffer_full = False
         self.log = structlog.get_logger("connector").bind(component="server")
@@ -79,6 +85,9 @@ class IngressApp:
         except HTTPError as exc:
             status, headers = exc.status, exc.headers
             body = _json.encode({"error": exc.error, "detail": exc.detail})
+        except UnicodeDecodeError as exc:  # a source that let invalid UTF-8 through its JSON decoder
+            status, headers = 400, {}
+            body = _error("malformed JSON", f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})")
         except Exception as exc:  # a source's bug answers 500 and leaves the daemon serving
             self.log.error("source failed", source=source.name, error=repr(exc))
             status, headers = 500, {}
@@ -91,7 +100,11 @@ class IngressApp:
     async def _deliver(self, source: WebhookSource, scope: Scope, receive: Receive) -> tuple[int, bytes, dict[str, str]]:
         if scope["method"] != "POST":
             raise HTTPError(405, "method not allowed", f"{source.path} accepts POST only", {"allow": "POST"})
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_headers = scope["headers"]
+        if sum(len(k) + len(v) for k, v in raw_headers) > self.max_header_bytes:
+            raise HTTPError(431, "request header fields too large",
+                            f"the headers exceed max_header_bytes ({self.max_header_bytes} bytes)", _CLOSE)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)
@@ -100,9 +113,13 @@ class IngressApp:
             raise HTTPError(415, "unsupported media type",
                             f"send Content-Type: application/json (got {media_type or 'none'!r})")
         try:
-            body = await self._read_body(receive)
+            with anyio.fail_after(self.body_timeout):
+                body = await self._read_body(receive)
         except _TooLarge:
             raise _too_large(self.max_body_bytes) from None
+        except TimeoutError:
+            raise HTTPError(408, "request timeout", f"the body did not arrive within {self.body_timeout} s",
+                            _CLOSE) from None
         if self.intake.stopping:
             raise HTTPError(503, "unavailable", "the daemon is shutting down; retry later",
                             {"retry-after": RETRY_AFTER_SECONDS})
@@ -209,7 +226,7 @@ def _is_json(media_type: str) -> bool:
 
 
 def _too_large(limit: int) -> HTTPError:
-    return HTTPError(413, "payload too large", f"the body exceeds max_body_bytes ({limit} bytes)")
+    return HTTPError(413, "payload too large", f"the body exceeds max_body_bytes ({limit} bytes)", _CLOSE)
 
 
 def _error(error: str, detail: str) -> bytes:

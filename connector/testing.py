@@ -16,6 +16,7 @@ import base64
 import collections
 import gzip
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -175,7 +176,7 @@ class FakeSegment(ThreadedServer):
 
     ``script`` is consumed one entry per request: an HTTP status (``500``), ``(429, seconds)``
     for a 429 with Retry-After, or ``"timeout"`` (answer after ``slow_seconds``, recording
-    nothing). ``poison`` makes any batch holding that text answer 400, as Segment does for an
+    nothing). ``chaos(rate, seconds)`` fails that share of requests at random, for that long. ``poison`` makes any batch holding that text answer 400, as Segment does for an
     invalid message. ``batches`` and ``messages`` hold what was accepted; ``violations`` lists
     any batch over 500 KB or 2,500 messages, or message over 32 KB.
     """
@@ -194,6 +195,21 @@ class FakeSegment(ThreadedServer):
         self.messages: list[dict[str, Any]] = []
         self.requests: list[dict[str, str]] = []
         self.violations: list[str] = []
+        self.injected: collections.Counter[str] = collections.Counter()
+        self._chaos: tuple[float, float] | None = None
+
+    def chaos(self, rate: float, seconds: float) -> None:
+        """Fail ``rate`` of the requests of the next ``seconds`` with 500, 503, 429 or a timeout."""
+        self._chaos = (rate, time.monotonic() + seconds)
+
+    def _next_action(self) -> Any:
+        if self.script:
+            return self.script.popleft()
+        if self._chaos is not None and time.monotonic() < self._chaos[1] and random.random() < self._chaos[0]:
+            action = random.choice([500, 503, (429, 1), "timeout"])
+            self.injected[str(action)] += 1
+            return action
+        return None
 
     def message_ids(self) -> set[str]:
         return {m["messageId"] for m in self.messages}
@@ -202,12 +218,14 @@ class FakeSegment(ThreadedServer):
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the connection was reset mid-request: nothing arrived
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.requests.append(headers)
-        action = self.script.popleft() if self.script else None
+        action = self._next_action()
         status, answer, extra = self._answer(scope["path"], headers, body, action)
         if action == "timeout":
             await asyncio.sleep(self.slow_seconds)
@@ -243,6 +261,84 @@ class FakeSegment(ThreadedServer):
         self.batches.append(payload)
         self.messages.extend(batch)
         return 200, {"success": True}, []
+
+
+class ResettingProxy:
+    """A TCP proxy on 127.0.0.1 to ``target_port`` that aborts connections at random.
+
+    Each chunk a client sends is dropped, and both connections reset, with probability
+    ``reset_rate`` (set it at any time): what a flaky network or load balancer does.
+    """
+
+    def __init__(self, target_port: int, reset_rate: float = 0.0):
+        self.target_port = target_port
+        self.reset_rate = reset_rate
+        self.port = free_port()
+        self.resets = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._thread: Any = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ResettingProxy:
+        import threading
+
+        ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(ready)), daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    async def _serve(self, ready: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        ready.set()
+        await self._stopped.wait()
+        server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await server.wait_closed()
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)  # type: ignore[union-attr]
+            self._thread.join(10)
+            self._loop = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(source: asyncio.StreamReader, target: asyncio.StreamWriter, from_client: bool) -> None:
+            try:
+                while data := await source.read(65536):
+                    if from_client and random.random() < self.reset_rate:
+                        self.resets += 1
+                        writer.transport.abort()
+                        up_writer.transport.abort()
+                        return
+                    target.write(data)
+                    await target.drain()
+                target.close()
+            except OSError:
+                writer.transport.abort()
+                up_writer.transport.abort()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+        finally:
+            self._writers.difference_update((writer, up_writer))
+            writer.transport.abort()
+            up_writer.transport.abort()
 
 
 @pytest.fixture

@@ -66,5 +66,5 @@ def decode(body: bytes) -> list[tuple[dict[str, Any], SprigEvent]]:
         return [(event, msgspec.convert(event, SprigEvent)) for event in events]
     except msgspec.ValidationError as exc:
         raise HTTPError(400, "invalid Sprig event", str(exc)) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise HTTPError(400, "malformed JSON", str(exc)) from None

@@ -50,7 +50,7 @@ class GenericWebhook(connector.WebhookSource):
             self._verify_hmac(request)
         try:
             value = _decoder.decode(request.body)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise HTTPError(400, "malformed JSON", str(exc)) from None
         if isinstance(value, list) and self.config.split_arrays:
             return connector.Accepted(value)

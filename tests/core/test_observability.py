@@ -123,7 +123,9 @@ def test_status_and_tap_refuse_non_loopback_clients():
         def status(self):
             return {"running": True}
 
-    app = IngressApp([], Intake(MemoryBuffer(10), Control.taps), 1024, Control())
+    from connector.config import ServerConfig
+
+    app = IngressApp([], Intake(MemoryBuffer(10), Control.taps), ServerConfig(), Control())
 
     async def get(path: str, client: str) -> int:
         sent: list[dict] = []

@@ -1,0 +1,52 @@
+"""SIGTERM while Segment is down; a full buffer answers 503 and recovers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from connector.testing import wait_until
+
+from connector_jebbit.signature import sign
+
+from .load import SECRET, Load, body, config, env, message_ids, report
+
+pytestmark = pytest.mark.reliability
+
+
+def test_sigterm_while_segment_is_down_exits_0_in_grace_and_restart_delivers(daemon_factory, fake_segment):
+    fake_segment.stop()
+    daemon = daemon_factory(config(grace=3), env=env(fake_segment.url)).start()
+    load = Load(daemon.base_url + "/webhooks/jebbit", posters=16).start()
+    wait_until(lambda: len(load.acknowledged) >= 500, timeout=60)
+    load.stop()
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 3 + 2, "exit within the grace period"
+    fake_segment.start()
+    restarted = daemon_factory(config(), env=env(fake_segment.url)).start()
+    wanted = message_ids(load.acknowledged)
+    wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=60)
+    assert restarted.stop() == 0
+    report("shutdown while Segment down", load, fake_segment)
+
+
+def test_full_buffer_answers_503_with_retry_after_and_recovers(daemon_factory, fake_segment):
+    fake_segment.stop()
+    daemon = daemon_factory(config(max_bytes=100_000), env=env(fake_segment.url)).start()
+    load = Load(daemon.base_url + "/webhooks/jebbit", posters=4).start()
+    wait_until(lambda: load.refused > 20, timeout=60)
+    payload = body(999, 0)
+    refused = daemon.post("/webhooks/jebbit", payload, {"x-jebbit-signature": sign(SECRET, payload)})
+    assert refused.status_code == 503 and refused.json()["error"] == "buffer full"
+    assert int(refused.headers["retry-after"]) > 0
+    assert "buffer full" in daemon.logs()
+    stuck_at = len(load.acknowledged)
+    fake_segment.start()  # the sink drains, space frees up
+    wait_until(lambda: len(load.acknowledged) > stuck_at + 100, timeout=60)
+    load.stop()
+    wanted = message_ids(load.acknowledged)
+    wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=60)
+    assert daemon.stop() == 0
+    report("full buffer", load, fake_segment)
