@@ -1,0 +1,177 @@
+"""The whole path, in one run: signed Jebbit webhooks in, Segment batches out.
+
+  1. ceiling: a trivial ASGI app answering 202, under the same HTTP server connector uses;
+  2. peer: the hand-written receiver (signature, dicts, analytics-python, in memory);
+  3. connector, sqlite buffer; 4. connector, nats buffer.
+wrk sends pre-signed, all-distinct deliveries over 64 connections for --seconds; Segment is a fast
+local fake. Prints accepted/s, delivered/s (acknowledged messages that arrived), ack latency
+p50/p99, peak RSS, the ratios 3/1 and 3/2, then connector's p99 at about half its peak rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from common import BENCH, peak_rss_mib, start_daemon, start_process, start_trivial, table, wrk
+from connector.testing import free_port
+from connector_jebbit.signature import sign
+
+SECRET = "bench-shared-secret"
+CONNECTOR = """
+[server]
+port = {port}
+
+[buffer]
+%s
+
+[sources.jebbit]
+type = "jebbit"
+shared_secret = "%s"
+
+[mappers.jebbit_segment]
+type = "jebbit_to_segment"
+inputs = ["jebbit"]
+
+[sinks.segment]
+type = "segment"
+inputs = ["jebbit_segment"]
+write_key = "bench-key"
+endpoint = "%s"
+"""
+
+
+def presign(path: Path, count: int) -> None:
+    now = int(time.time())
+    with path.open("w") as out:
+        for i in range(count):
+            body = json.dumps([{"data": {
+                "email": f"user{i}@example.com", "session_id": f"s{i}", "campaign_id": "n3zrik6g",
+                "campaign_name": "New Quiz", "channel": "Owned+Web", "experience_date": "2026-11-24 10:00:00",
+                "opt_in": "true", "favorite_color": "blue", "age_group": "25-34"}, "event": {"event_number": 0}}],
+                separators=(",", ":"))
+            out.write(f"{sign(SECRET, body.encode(), now)}\t{body}\n")
+
+
+def delivered(fake_url: str) -> int:
+    return httpx.get(fake_url + "/stats").json()["distinct"]
+
+
+def wait_drained(fake_url: str, expected: int, started: float, timeout: float = 90) -> tuple[int, float]:
+    """Messages arrived and when the last one did (seconds since ``started``)."""
+    last, last_change, deadline = -1, time.perf_counter(), time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        count = delivered(fake_url)
+        if count != last:
+            last, last_change = count, time.perf_counter()
+        if count >= expected or time.perf_counter() - last_change > 5:
+            break
+        time.sleep(0.1)
+    return last, last_change - started
+
+
+def scenario(name: str, start, fake_url: str | None, seconds: int, env: dict, expect_messages: bool) -> list:
+    process, url, pid = start()
+    try:
+        began = time.perf_counter()
+        load = wrk(url + "/webhooks/jebbit", BENCH / "presigned_post.lua", 64, seconds, env)
+        accepted = load["requests"] - load["non2xx"] - load["errors"]
+        row = [name, load["requests"] / seconds, accepted / seconds]
+        if expect_messages:
+            arrived, took = wait_drained(fake_url, 2 * accepted, began)
+            row += [arrived / max(took, seconds), 2 * accepted - arrived]
+        else:
+            row += ["-", "-"]
+        row += [load["p50_ms"], load["p99_ms"], peak_rss_mib(pid), load["non2xx"] + load["errors"]]
+        return row
+    finally:
+        process()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=250_000)
+    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
+    parser.add_argument("--skip-nats", action="store_true")
+    args = parser.parse_args()
+    presigned = Path(tempfile.mkdtemp(prefix="connector-bench-")) / "presigned.tsv"
+    presign(presigned, args.requests)
+    env = {"PRESIGNED": str(presigned), "WRK_THREADS": "2"}
+
+    def fake() -> tuple[object, str]:
+        port = free_port()
+        process = start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port)
+        return process, f"http://127.0.0.1:{port}"
+
+    rows = []
+    trivial_process, trivial_port = None, None
+
+    def start_ceiling():
+        nonlocal trivial_process
+        trivial_process, port = start_trivial()
+        return (lambda: (trivial_process.terminate(), trivial_process.wait())), f"http://127.0.0.1:{port}", trivial_process.pid
+
+    rows.append(scenario("1 ceiling (trivial app)", start_ceiling, None, args.seconds, env, False))
+
+    fake_process, fake_url = fake()
+    try:
+        def start_peer():
+            port = free_port()
+            process = start_process([sys.executable, str(BENCH / "peer_receiver.py"), str(port), fake_url, SECRET], port)
+            return (lambda: (process.terminate(), process.wait())), f"http://127.0.0.1:{port}", process.pid
+
+        rows.append(scenario("2 peer (hand-written + analytics-python)", start_peer, fake_url, args.seconds, env, True))
+    finally:
+        fake_process.terminate()
+        fake_process.wait()
+
+    buffers = [("3 connector, sqlite buffer", 'type = "sqlite"')]
+    if not args.skip_nats:
+        buffers.append(("4 connector, nats buffer",
+                        f'type = "nats"\nurl = "{args.nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"'))
+    for name, buffer in buffers:
+        fake_process, fake_url = fake()
+        try:
+            def start_connector():
+                daemon = start_daemon(CONNECTOR % (buffer, SECRET, fake_url))
+                return daemon.stop, daemon.base_url, daemon.process.pid
+
+            rows.append(scenario(name, start_connector, fake_url, args.seconds, env, True))
+        finally:
+            fake_process.terminate()
+            fake_process.wait()
+
+    ceiling, peer, ours = rows[0], rows[1], rows[2]
+    print(table(["scenario", "sent/s", "accepted/s", "delivered msg/s", "lost msgs", "p50 ms", "p99 ms",
+                 "peak RSS MiB", "non-2xx"], rows))
+    print(f"ratio 3/1 (accepted/s vs ceiling): {ours[2] / ceiling[2]:.2f}; "
+          f"ratio 3/2 (delivered msg/s vs peer): {ours[3] / peer[3]:.2f}")
+
+    # p99 at about half of connector's peak rate: pace each of the 64 connections
+    half_rate = ours[2] / 2
+    delay_ms = max(1, int(64 / half_rate * 1000 - ours[5]))
+    fake_process, fake_url = fake()
+    try:
+        daemon = start_daemon(CONNECTOR % ('type = "sqlite"', SECRET, fake_url))
+        load = wrk(daemon.base_url + "/webhooks/jebbit", BENCH / "presigned_post.lua", 64, args.seconds,
+                   {**env, "DELAY_MS": str(delay_ms)})
+        daemon.stop()
+    finally:
+        fake_process.terminate()
+        fake_process.wait()
+    print(f"connector (sqlite) paced to ~{half_rate:,.0f} req/s: {load['rps']:,.0f} req/s, "
+          f"p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms")
+    os.remove(presigned)
+
+
+if __name__ == "__main__":
+    main()
