@@ -96,16 +96,14 @@ class Source(abc.ABC):
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookRequest:
+class WebhookRequest(msgspec.Struct, frozen=True, gc=False):
     """A webhook delivery that passed the ingress checks: lowercase header names, raw body."""
 
     headers: Mapping[str, str]
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(msgspec.Struct, frozen=True):
     """What a webhook source made of a delivery.
 
     ``records`` are decoded records (msgspec Structs, dicts, lists...), stored canonically;

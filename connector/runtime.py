@@ -149,16 +149,24 @@ class Daemon:
         app = IngressApp(self.graph.webhook_sources, self.intake, self.config.server, self)
         config = uvicorn.Config(app, host=self.config.server.host, port=self.config.server.port,
                                 http="httptools", loop="none", lifespan="off", access_log=False, interface="asgi3",
+                                proxy_headers=False,
                                 log_config=None, server_header=False, date_header=False,
                                 timeout_graceful_shutdown=self.config.service.shutdown_grace_seconds)
         self.server = _Server(config)
+        cannot_listen = False
         try:
-            await self.server.serve()
-        except SystemExit:  # uvicorn exits when it cannot bind
-            raise RuntimeError(f"the HTTP server could not listen on "
-                               f"{self.config.server.host}:{self.config.server.port}") from None
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(app.watch_body_reads)
+                try:
+                    await self.server.serve()
+                except SystemExit:  # uvicorn exits when it cannot bind
+                    cannot_listen = True
+                tg.cancel_scope.cancel()
         finally:
             done.set()
+        if cannot_listen:
+            raise RuntimeError(f"the HTTP server could not listen on "
+                               f"{self.config.server.host}:{self.config.server.port}")
 
 
 def _tapped_by(sink: str, routes: dict[str, dict[str, list[Any]]]) -> frozenset[str]:
