@@ -114,7 +114,7 @@ def main() -> None:
         return process, f"http://127.0.0.1:{port}"
 
     rows = []
-    trivial_process, trivial_port = None, None
+    trivial_process = None
 
     def start_ceiling():
         nonlocal trivial_process
@@ -142,7 +142,7 @@ def main() -> None:
     for name, buffer in buffers:
         fake_process, fake_url = fake()
         try:
-            def start_connector():
+            def start_connector(buffer=buffer, fake_url=fake_url):
                 daemon = start_daemon(CONNECTOR % (buffer, SECRET, fake_url))
                 return daemon.stop, daemon.base_url, daemon.process.pid
 

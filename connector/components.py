@@ -16,7 +16,7 @@ import abc
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.abc
 import msgspec
@@ -50,8 +50,6 @@ class ComponentConfig(
 ):
     """Base of every component config. Subclasses set ``tag="<type name>"``."""
 
-    kind: ClassVar[str] = "component"
-
     @classmethod
     def type_name(cls) -> str:
         """The ``type`` a config table uses to select this class."""
@@ -64,8 +62,6 @@ class ComponentConfig(
 class SourceConfig(ComponentConfig):
     """Config of a source type; ``build`` returns a ``WebhookSource`` or a ``PollingSource``."""
 
-    kind: ClassVar[str] = "source"
-
     @abc.abstractmethod
     def build(self, ctx: BuildContext) -> Source: ...
 
@@ -73,7 +69,6 @@ class SourceConfig(ComponentConfig):
 class MapperConfig(ComponentConfig):
     """Config of a mapper type; ``inputs`` name the sources it maps."""
 
-    kind: ClassVar[str] = "mapper"
     inputs: list[str]
 
     @abc.abstractmethod
@@ -83,15 +78,14 @@ class MapperConfig(ComponentConfig):
 class SinkConfig(ComponentConfig):
     """Config of a sink type; ``inputs`` name mappers (or sources, for raw records)."""
 
-    kind: ClassVar[str] = "sink"
     inputs: list[str]
 
     @abc.abstractmethod
     def build(self, ctx: BuildContext) -> Sink: ...
 
 
-class Source(abc.ABC):
-    """A running source. ``name`` is its table name in the config."""
+class Source:
+    """A running source: a ``WebhookSource`` or a ``PollingSource``. ``name`` is its table name."""
 
     name: str = ""
 
@@ -114,7 +108,7 @@ class Accepted(msgspec.Struct, frozen=True):
     forward: bool = True
 
 
-class WebhookSource(Source):
+class WebhookSource(Source, abc.ABC):
     """A source mounted on the shared HTTP ingress at ``path``."""
 
     path: str = ""
@@ -127,7 +121,7 @@ class WebhookSource(Source):
         """
 
 
-class PollingSource(Source):
+class PollingSource(Source, abc.ABC):
     """A source that fetches records itself, in its own task."""
 
     @abc.abstractmethod

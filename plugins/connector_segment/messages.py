@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 from importlib.metadata import version
-from typing import Any
 
 import msgspec
 
