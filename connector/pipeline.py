@@ -20,7 +20,7 @@ import msgspec
 from . import ids, metrics
 from .buffer import Buffer
 from .components import Mapper, Sink, logger
-from .errors import RecordRejected
+from .errors import BufferUnavailable, RecordRejected
 from .records import Envelope, Record
 from .tap import TapHub
 
@@ -69,8 +69,8 @@ class Acks:
         """The sink refuses ``envelope`` permanently: keep its record as a dead letter."""
         seq = envelope.record.seq
         if seq not in self._dead:
+            await store_dead_letter(self.buffer, self.sink, envelope.record, reason, attempts)
             self._dead.add(seq)
-            await self.buffer.dead_letter(self.sink, envelope.record, reason, attempts)
             metrics.DEAD_LETTERS.labels(self.sink, metrics.reason_label(reason)).inc()
             self.error(reason, "dead_letter")
             self._log.warning("dead letter", record_id=envelope.record.id, reason=reason)
@@ -111,6 +111,20 @@ class Acks:
                 self._dead.discard(seq)
                 done.append(seq)
         return done, count
+
+
+async def store_dead_letter(buffer: Buffer, sink: str, record: Record, reason: str, attempts: int) -> None:
+    """Keep a dead letter, waiting while the buffer cannot write: a record is only passed over
+    once its dead letter is stored."""
+    delay = 0.5
+    while True:
+        try:
+            await buffer.dead_letter(sink, record, reason, attempts)
+            return
+        except BufferUnavailable as exc:
+            logger(sink).error("cannot store a dead letter; retrying", error=str(exc), delay_seconds=delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 class SinkPipeline:
@@ -197,7 +211,7 @@ class SinkPipeline:
         return envelopes
 
     async def _reject(self, record: Record, mapper: str, reason: str, kind: str) -> None:
-        await self.buffer.dead_letter(self.name, record, f"{mapper}: {reason}", 1)
+        await store_dead_letter(self.buffer, self.name, record, f"{mapper}: {reason}", 1)
         metrics.DEAD_LETTERS.labels(self.name, kind).inc()
         metrics.ERRORS.labels(mapper, kind).inc()
         self.acks.last_error = (f"{mapper}: {reason}", time.time())

@@ -9,17 +9,19 @@ without a query.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from .. import metrics
+from ..components import logger
 from ..errors import BufferFull, BufferUnavailable
 from ..records import DeadLetter, Record
 from .base import Buffer, BufferConfig, CursorTracker, NewRecord, now
@@ -174,16 +176,11 @@ class SqliteBuffer(Buffer):
         """Insert in one transaction; return the last seq (the batch's seqs are consecutive)."""
         db = self._writer
         assert db is not None
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             db.executemany(
                 "INSERT INTO records (id, source, received_at, body, only_sink) VALUES (?, ?, ?, ?, ?)", rows)
             db.executemany("INSERT OR REPLACE INTO checkpoints (name, value) VALUES (?, ?)", checkpoints)
             last_seq = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return int(last_seq)
 
     def _remember(self, rows: list[tuple[Any, ...]], last_seq: int) -> None:
@@ -246,34 +243,39 @@ class SqliteBuffer(Buffer):
         self._flushed_at = time.monotonic()
         positions = [(sink, c.committed) for sink, c in self._cursors.items()]
         floor = min(seq for _, seq in positions)
-        async with self._write_lock:
-            freed = await self._in_thread(self._save_cursors, positions, floor)
+        try:
+            async with self._write_lock:
+                freed = await self._in_thread(self._save_cursors, positions, floor)
+        except sqlite3.Error as exc:  # disk full or I/O error: keep going, try again at the next flush
+            self._cursors_dirty = True
+            self.healthy = False
+            logger("buffer").warning("cannot save cursors; records may be redelivered", error=str(exc))
+            return
         self.stored_bytes -= freed
 
     def _save_cursors(self, positions: list[tuple[str, int]], floor: int) -> int:
         db = self._writer
         assert db is not None
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             db.executemany("INSERT OR REPLACE INTO cursors (sink, seq) VALUES (?, ?)", positions)
             freed = 0
             if floor > self._deleted_upto:
                 (freed,) = db.execute(
                     "SELECT COALESCE(SUM(length(body)), 0) FROM records WHERE seq <= ?", (floor,)).fetchone()
                 db.execute("DELETE FROM records WHERE seq <= ?", (floor,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._deleted_upto = max(self._deleted_upto, floor)
         return int(freed)
 
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
         row = (sink, record.id, record.source, record.received_at, record.body, reason, attempts, now())
-        async with self._write_lock:
-            await self._in_thread(self._execute_committed,
-                                  "INSERT INTO dead_letters (sink, record_id, source, received_at, body, "
-                                  "reason, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+        try:
+            async with self._write_lock:
+                await self._in_thread(self._execute_committed,
+                                      "INSERT INTO dead_letters (sink, record_id, source, received_at, body, "
+                                      "reason, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+        except sqlite3.Error as exc:
+            self.healthy = False
+            raise BufferUnavailable(f"cannot store the dead letter: {exc}") from exc
 
     def _execute_committed(self, sql: str, params: Sequence[Any]) -> int:
         db = self._writer
@@ -296,17 +298,12 @@ class SqliteBuffer(Buffer):
         def move() -> int:
             db = self._writer
             assert db is not None
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db):
                 count = db.execute(
                     "INSERT INTO records (id, source, received_at, body, only_sink) "
                     f"SELECT record_id, source, received_at, body, sink FROM dead_letters{where} ORDER BY id",
                     list(ids)).rowcount
                 db.execute(f"DELETE FROM dead_letters{where}", list(ids))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             return count
 
         async with self._write_lock:
@@ -325,3 +322,16 @@ class SqliteBuffer(Buffer):
     @staticmethod
     async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args)
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error (unless SQLite already rolled it back)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
