@@ -135,6 +135,10 @@ class IngressApp:
             body = await self._read_body(receive)
         except _TooLarge:
             raise _too_large(self.max_body_bytes) from None
+        except HTTPError:  # the client went away, perhaps because the watchdog closed it
+            if reading.answered:
+                raise _Answered from None
+            raise
         finally:
             self._reading.discard(reading)
         if reading.answered:

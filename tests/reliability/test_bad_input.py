@@ -91,4 +91,5 @@ def test_every_bad_input_is_refused_and_nothing_is_stored(daemon_factory, tmp_pa
     wait_until(lambda: out.exists() and out.read_text().strip())
     assert daemon.stop() == 0
     assert [json.loads(line)["data"]["email"] for line in out.read_text().splitlines()] == ["ok@example.com"]
+    assert "Exception in ASGI application" not in daemon.logs() and "Traceback" not in daemon.logs()
     print(f"bad inputs tried: {', '.join(cases)}, slow body (408), 2 MB header")
