@@ -103,6 +103,8 @@ class Acks:
         for envelope in envelopes:
             seq = envelope.record.seq
             count += 1
+            if seq not in remaining:  # a redelivered copy (nats) was already counted down
+                continue
             left = remaining[seq] - 1
             if left:
                 remaining[seq] = left

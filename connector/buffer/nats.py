@@ -250,16 +250,22 @@ class NatsBuffer(Buffer):
         for seq in seqs:
             msg = held.pop(seq, None)
             if msg is not None:
-                await msg.ack()
+                try:
+                    await msg.ack()
+                except (OSError, nats.errors.Error) as exc:  # redelivered after ack_wait: same ids
+                    self.log.warning("nats ack failed", sink=sink, error=type(exc).__name__)
 
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
-        headers = {HEADER_SINK: sink, HEADER_REASON: reason[:4000], HEADER_ATTEMPTS: str(attempts),
+        headers = {HEADER_SINK: sink, HEADER_REASON: " ".join(reason.split())[:4000], HEADER_ATTEMPTS: str(attempts),
                    HEADER_RECORD_ID: record.id, HEADER_SOURCE: record.source,
                    HEADER_RECEIVED: repr(record.received_at)}
-        await self._js.publish(f"{self.stream}.dlq.{_token(sink)}", record.body, headers=headers)
-        msg = self._held.get(sink, {}).pop(record.seq, None)
-        if msg is not None:
-            await msg.term()
+        try:
+            await self._js.publish(f"{self.stream}.dlq.{_token(sink)}", record.body, headers=headers)
+            msg = self._held.get(sink, {}).pop(record.seq, None)
+            if msg is not None:
+                await msg.term()
+        except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
+            raise BufferUnavailable(f"cannot store the dead letter in nats: {type(exc).__name__}") from exc
 
     def lag(self) -> dict[str, int]:
         return {sink: self._pending[sink] + len(self._held[sink]) for sink in self._subs}
