@@ -87,6 +87,8 @@ def _check(args: argparse.Namespace) -> int:
     check_graph(config)
     print(f"{config.path}: ok")
     print(f"buffer: {_describe(config.buffer)}")
+    if not config.buffer.build(config.directory).durable:
+        print("warning: the memory buffer keeps records in memory only: a restart loses them")
     if getattr(config.buffer, "replicas", None) == 1:
         print("warning: buffer.replicas = 1: a single NATS server acknowledges before it syncs to disk; "
               "run production with replicas = 3")

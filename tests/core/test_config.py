@@ -147,3 +147,12 @@ def test_cli_check_redacts_secrets(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config(str(tmp_path / "nope.toml"), load_registry())
+
+
+def test_cli_check_warns_about_a_memory_buffer(tmp_path):
+    path = tmp_path / "memory.toml"
+    path.write_text('[buffer]\ntype = "memory"\n' + GOOD)
+    result = subprocess.run([sys.executable, "-m", "connector", "check", "-c", str(path)],
+                            capture_output=True, text=True, env={"TOKEN": "x", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert "warning: the memory buffer keeps records in memory only" in result.stdout
