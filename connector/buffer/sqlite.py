@@ -27,7 +27,7 @@ from ..records import DeadLetter, Record
 from .base import Buffer, BufferConfig, CursorTracker, NewRecord, now
 
 T = TypeVar("T")
-CURSOR_FLUSH_SECONDS = 0.5
+CURSOR_FLUSH_SECONDS = 0.1
 TAIL_RECORDS = 20_000
 QUERY_AT_LEAST_EVERY_SECONDS = 1.0  # also finds records other processes added (dlq replay)
 
