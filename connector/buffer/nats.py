@@ -17,6 +17,7 @@ production with ``replicas = 3``.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import ssl
 import time
@@ -50,7 +51,7 @@ class NatsBufferConfig(BufferConfig, tag="nats"):
     ``token`` or ``creds_file``; TLS: ``tls_ca``, ``tls_cert``, ``tls_key``. ``replicas`` of
     the streams (use 3 in production), retention limits ``max_bytes`` and ``max_age_seconds``,
     ``duplicate_window_seconds``, and ``ack_wait_seconds`` after which an unacknowledged record
-    goes to another daemon."""
+    goes to another daemon. At start, the daemon waits up to ``startup_wait_seconds`` for NATS."""
 
     url: str | list[str] = "nats://127.0.0.1:4222"
     stream: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "connector"
@@ -67,6 +68,7 @@ class NatsBufferConfig(BufferConfig, tag="nats"):
     duplicate_window_seconds: float = 120.0
     ack_wait_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     connect_timeout_seconds: float = 5.0
+    startup_wait_seconds: float = 30.0
 
     def build(self, config_dir: str) -> Buffer:
         return NatsBuffer(self, config_dir)
@@ -96,27 +98,43 @@ class NatsBuffer(Buffer):
 
     # lifecycle -------------------------------------------------------------------------------
     async def open(self, sinks: Sequence[str]) -> None:
-        c = self.config
+        """Connect and create what is missing, waiting up to ``startup_wait_seconds`` for NATS."""
+        wait = self.config.startup_wait_seconds
         try:
-            self._nc = await nats.connect(
-                servers=c.url if isinstance(c.url, list) else [c.url], user=c.user, password=c.password,
-                token=c.token, user_credentials=self._path(c.creds_file), tls=self._tls(),
-                connect_timeout=c.connect_timeout_seconds, max_reconnect_attempts=-1, allow_reconnect=True,
-                disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
-                error_cb=self._error, name="connector")
-            self._js = self._nc.jetstream()
-            await self._ensure_streams()
-            for sink in sinks:
-                self._subs[sink] = await self._consumer(sink)
-                self._held[sink] = {}
-                self._pending[sink] = 0
-        except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
+            with anyio.fail_after(wait):
+                await self._open_retrying(sinks)
+        except TimeoutError:
             await self._close_connection()
-            raise BufferUnavailable(f"cannot open the nats buffer at {c.url}: {exc or type(exc).__name__}") from None
+            raise BufferUnavailable(f"nats at {self.config.url} did not answer within {wait} s") from None
+
+    async def _open_retrying(self, sinks: Sequence[str]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._open(sinks)
+                return
+            except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
+                await self._close_connection()
+                self.log.warning("waiting for nats", error=str(exc) or type(exc).__name__, retry_in_seconds=delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _open(self, sinks: Sequence[str]) -> None:
+        c = self.config
+        self._nc = await nats.connect(
+            servers=c.url if isinstance(c.url, list) else [c.url], user=c.user, password=c.password,
+            token=c.token, user_credentials=self._path(c.creds_file), tls=self._tls(),
+            connect_timeout=c.connect_timeout_seconds, max_reconnect_attempts=-1, allow_reconnect=True,
+            disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
+            error_cb=self._error, name="connector")
+        self._js = self._nc.jetstream()
+        await self._ensure_streams()
+        for sink in sinks:
+            self._subs[sink] = await self._consumer(sink)
+            self._held[sink] = {}
+            self._pending[sink] = 0
 
     def _path(self, value: str | None) -> str | None:
-        import os
-
         return None if value is None else os.path.normpath(os.path.join(self.config_dir, value))
 
     def _tls(self) -> ssl.SSLContext | None:

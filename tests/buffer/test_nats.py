@@ -194,3 +194,31 @@ def test_nats_outage_answers_503_reports_not_ready_and_recovers(daemon_factory, 
     wait_until(lambda: out.exists() and '"after":1' in out.read_text(), timeout=30)
     assert '"before":1' in out.read_text()
     assert daemon.stop() == 0
+
+
+def test_the_daemon_waits_for_nats_at_startup(daemon_factory, tmp_path):
+    import threading
+
+    server = NatsServer(tmp_path / "late-store")
+    later = threading.Timer(2.0, server.start)
+    later.start()
+    try:
+        daemon = daemon_factory(MEMORY_SINK % server.url).start(timeout=30)
+        assert daemon.post("/in", '{"late": 1}').status_code == 200
+        assert "Connection refused" in daemon.logs()  # it was started before NATS, and waited
+        assert daemon.stop() == 0
+    finally:
+        later.join()
+        server.stop()
+
+
+def test_dlq_gives_up_on_an_unreachable_nats_with_a_clear_error(tmp_path):
+    from connector.testing import free_port
+
+    config = tmp_path / "c.toml"
+    text = MEMORY_SINK.replace("{port}", "1") % f"nats://127.0.0.1:{free_port()}"
+    config.write_text(text.replace('stream = "outage"', 'stream = "outage"\nstartup_wait_seconds = 1'))
+    result = subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(config)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert "did not answer within 1.0 s" in result.stderr and "Traceback" not in result.stderr
