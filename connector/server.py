@@ -275,13 +275,15 @@ def _error(error: str, detail: str) -> bytes:
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
-    if not headers:
-        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
-        await send({"type": "http.response.body", "body": body})
-        return
-    raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    if "content-type" not in headers:
-        raw_headers += _JSON_HEADERS
+    """One complete response; its Content-Length spares uvicorn a chunked encoding."""
+    length = (b"content-length", str(len(body)).encode())
+    if headers:
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if "content-type" not in headers:
+            raw_headers += _JSON_HEADERS
+        raw_headers.append(length)
+    else:
+        raw_headers = [*_JSON_HEADERS, length]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
 
