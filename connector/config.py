@@ -34,6 +34,7 @@ class ServiceConfig(_Section):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_seconds: float = 10.0
+    delivery_process: bool = False
 
 
 class ServerConfig(_Section):
@@ -139,6 +140,9 @@ class _Loader:
         service = self.convert(document.get("service", {}), ServiceConfig, "service")
         server = self.convert(document.get("server", {}), ServerConfig, "server")
         buffer = self.load_buffer(document.get("buffer", {}))
+        if service.delivery_process and buffer.__struct_config__.tag != "sqlite":
+            raise self.error("service", "delivery_process", "needs the sqlite buffer (the delivery process "
+                             "reads the same database file)")
         config = Config(self.path, service, server, buffer)
         for section in SECTIONS:
             tables = document.get(section, {})

@@ -1,5 +1,9 @@
 """The daemon: buffer, HTTP ingress, pollers and sink pipelines in one anyio task group.
 
+Roles: ``all`` (one process does everything), or, with ``[service] delivery_process = true``,
+``ingest`` (HTTP and pollers; it starts and supervises a second process) and ``delivery`` (the
+sink pipelines). See ``delivery_process.py``.
+
 Stopping (SIGTERM or SIGINT): the ingress stops taking requests (in-flight ones finish), pollers
 are cancelled, then every sink drains what is stored for at most ``shutdown_grace_seconds``;
 the process exits 0 and whatever was not delivered stays in the buffer. A component that
@@ -15,12 +19,14 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import msgspec
 import uvicorn
 
 from . import metrics
 from .buffer import Buffer
 from .components import logger
 from .config import Config
+from .delivery_process import DeliveryProcess, SinkState, publish_sink_states
 from .graph import Graph
 from .intake import Intake
 from .pipeline import SinkPipeline
@@ -40,15 +46,17 @@ class _Server(uvicorn.Server):
 class Daemon:
     """One running connector."""
 
-    def __init__(self, config: Config, graph: Graph, buffer: Buffer):
+    def __init__(self, config: Config, graph: Graph, buffer: Buffer, role: str = "all"):
         self.config = config
         self.graph = graph
         self.buffer = buffer
+        self.role = role
         self.taps = TapHub()
         self.intake = Intake(buffer, self.taps)
-        self.pipelines = [SinkPipeline(name, sink, graph.routes[name], buffer, self.taps,
-                                       _tapped_by(name, graph.routes))
-                          for name, sink in graph.sinks.items()]
+        self.pipelines = [] if role == "ingest" else [
+            SinkPipeline(name, sink, graph.routes[name], buffer, self.taps, _tapped_by(name, graph.routes))
+            for name, sink in graph.sinks.items()]
+        self.delivery = DeliveryProcess(config.path, list(graph.sinks), buffer) if role == "ingest" else None
         self.log = logger("daemon")
         self.exit_code = 0
         self._stop = anyio.Event()
@@ -59,33 +67,38 @@ class Daemon:
         problems: dict[str, str] = {}
         if not self.buffer.healthy:
             problems["buffer"] = "the buffer cannot store records"
-        for pipeline in self.pipelines:
-            if pipeline.acks.paused_reason:
-                problems[pipeline.name] = pipeline.acks.paused_reason
+        for sink, state in self._sink_views().items():
+            if state.paused:
+                problems[sink] = state.paused
         if self.intake.stopping:
             problems["daemon"] = "shutting down"
         return problems
 
-    def status(self) -> dict[str, Any]:
-        """Per sink: lag, delivered, dead letters, paused, last error; and the buffer's state."""
+    def _sink_views(self) -> dict[str, SinkState]:
+        """Each sink's state: from this process's pipelines, or from the delivery process."""
+        if self.delivery is not None:
+            return self.delivery.states
         lag = self.buffer.lag()
-        sinks = {}
+        views = {}
         for p in self.pipelines:
             error, at = p.acks.last_error or (None, None)
-            sinks[p.name] = {
-                "lag": lag.get(p.name, 0),
-                "delivered": metrics.sample("connector_component_sent_events_total", component=p.name),
-                "dead_letters": metrics.sample("connector_dead_letters_total", sink=p.name),
-                "paused": p.acks.paused_reason,
-                "last_error": error,
-                "last_error_at": at,
-            }
+            views[p.name] = SinkState(
+                lag=lag.get(p.name, 0),
+                delivered=metrics.sample("connector_component_sent_events_total", component=p.name),
+                dead_letters=metrics.sample("connector_dead_letters_total", sink=p.name),
+                paused=p.acks.paused_reason, last_error=error, last_error_at=at)
+        return views
+
+    def status(self) -> dict[str, Any]:
+        """Per sink: lag, delivered, dead letters, paused, last error; and the buffer's state."""
+        sinks = {name: msgspec.structs.asdict(view) for name, view in self._sink_views().items()}
         return {"running": True, "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy},
                 "sinks": sinks}
 
     async def run(self) -> int:
-        await self.buffer.open(list(self.graph.sinks))
-        metrics.watch_buffer(self.buffer.lag, lambda: self.buffer.stored_bytes)
+        await self.buffer.open([p.name for p in self.pipelines])
+        lag = self.delivery.lag if self.delivery is not None else self.buffer.lag
+        metrics.watch_buffer(lag, lambda: self.buffer.stored_bytes)
         self.log.info("starting", listen=f"http://{self.config.server.host}:{self.config.server.port}",
                       webhooks={s.name: s.path for s in self.graph.webhook_sources},
                       sinks=list(self.graph.sinks), buffer=type(self.buffer).__name__)
@@ -96,10 +109,17 @@ class Daemon:
                 for pipeline in self.pipelines:
                     tg.start_soon(self._supervise, pipeline.name, pipeline.run)
                 sources_scope = anyio.CancelScope()
-                for source in self.graph.polling_sources:
-                    tg.start_soon(self._run_polling, source, sources_scope)
                 server_done = anyio.Event()
-                tg.start_soon(self._supervise, "server", self._serve, server_done)
+                if self.role == "delivery":
+                    server_done.set()
+                    tg.start_soon(publish_sink_states, self.buffer, self.pipelines)
+                else:
+                    for source in self.graph.polling_sources:
+                        tg.start_soon(self._run_polling, source, sources_scope)
+                    tg.start_soon(self._supervise, "server", self._serve, server_done)
+                if self.delivery is not None:
+                    tg.start_soon(self._supervise, "delivery", self.delivery.run)
+                    tg.start_soon(self.delivery.mirror_states)
                 await self._stop.wait()
                 if self.exit_code == 0:
                     await self._shut_down(sources_scope, server_done)
@@ -125,13 +145,16 @@ class Daemon:
                 await pipeline.finished.wait()
         if scope.cancelled_caught:
             self.log.warning("grace period over; undelivered records stay in the buffer")
+        if self.delivery is not None:
+            await self.delivery.stop(grace)
 
     async def _watch_signals(self) -> None:
+        if self.role == "delivery":  # a terminal's Ctrl-C reaches it too: wait for the main process
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
+            async for signum in signals:  # later signals are absorbed: the drain goes on
                 self.log.info("signal received", signal=signal.Signals(signum).name)
                 self._stop.set()
-                return
 
     async def _supervise(self, name: str, run: Callable[..., Awaitable[Any]], *args: Any) -> None:
         try:

@@ -30,6 +30,7 @@ T = TypeVar("T")
 CURSOR_FLUSH_SECONDS = 0.1
 TAIL_RECORDS = 20_000
 QUERY_AT_LEAST_EVERY_SECONDS = 1.0  # also finds records other processes added (dlq replay)
+OTHER_PROCESS_POLL_SECONDS = 0.02  # how often a delivery process looks for new records
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -53,6 +54,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     failed_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS stats (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO stats (id, bytes) SELECT 1, COALESCE(SUM(length(body)), 0) FROM records;
+CREATE TABLE IF NOT EXISTS sink_state (sink TEXT PRIMARY KEY, state BLOB NOT NULL);
 """
 
 
@@ -62,9 +66,9 @@ class SqliteBufferConfig(BufferConfig, tag="sqlite"):
     path: str = "data/connector.db"
     max_bytes: int = 1 << 30
 
-    def build(self, config_dir: str) -> Buffer:
+    def build(self, config_dir: str, appended_elsewhere: bool = False) -> Buffer:
         path = os.path.normpath(os.path.join(config_dir, os.path.expanduser(self.path)))
-        return SqliteBuffer(path, self.max_bytes)
+        return SqliteBuffer(path, self.max_bytes, appended_elsewhere)
 
 
 class _Batch:
@@ -83,10 +87,11 @@ class _Batch:
 class SqliteBuffer(Buffer):
     """Records, cursors and dead letters in one SQLite database."""
 
-    def __init__(self, path: str, max_bytes: int = 1 << 30):
+    def __init__(self, path: str, max_bytes: int = 1 << 30, appended_elsewhere: bool = False):
         super().__init__()
         self.path = path
         self.max_bytes = max_bytes
+        self.appended_elsewhere = appended_elsewhere  # another process appends: poll, nobody notifies
         self._last_seq = 0
         self.commits = 0
         self._writer: sqlite3.Connection | None = None
@@ -109,8 +114,7 @@ class SqliteBuffer(Buffer):
             self._reader = self._connect()
             self._writer.executescript(SCHEMA)
             saved = dict(self._writer.execute("SELECT sink, seq FROM cursors").fetchall())
-            (self.stored_bytes,) = self._writer.execute(
-                "SELECT COALESCE(SUM(length(body)), 0) FROM records").fetchone()
+            (self.stored_bytes,) = self._writer.execute("SELECT bytes FROM stats").fetchone()
             row = self._writer.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
             self._last_seq = row[0] if row else 0
         except (OSError, sqlite3.Error) as exc:
@@ -158,10 +162,9 @@ class SqliteBuffer(Buffer):
         rows = [(r.id, r.source, r.received_at, r.body, r.only_sink) for r in batch.records]
         error: BaseException | None = None
         try:
-            last_seq = await self._in_thread(self._insert, rows, list(batch.checkpoints.items()))
+            last_seq, self.stored_bytes = await self._in_thread(self._insert, rows, list(batch.checkpoints.items()))
             if rows:
                 self._remember(rows, last_seq)
-            self.stored_bytes += sum(len(row[3]) for row in rows)
             self.commits += 1
             metrics.BUFFER_COMMITS.inc()
             self.healthy = True
@@ -172,8 +175,9 @@ class SqliteBuffer(Buffer):
         if error is None:
             self.notify()
 
-    def _insert(self, rows: list[tuple[Any, ...]], checkpoints: list[tuple[str, bytes]]) -> int:
-        """Insert in one transaction; return the last seq (the batch's seqs are consecutive)."""
+    def _insert(self, rows: list[tuple[Any, ...]], checkpoints: list[tuple[str, bytes]]) -> tuple[int, int]:
+        """Insert in one transaction; return the last seq (the batch's seqs are consecutive) and
+        the bytes now stored (kept in the database, so other processes' deletions count)."""
         db = self._writer
         assert db is not None
         with _transaction(db):
@@ -181,7 +185,9 @@ class SqliteBuffer(Buffer):
                 "INSERT INTO records (id, source, received_at, body, only_sink) VALUES (?, ?, ?, ?, ?)", rows)
             db.executemany("INSERT OR REPLACE INTO checkpoints (name, value) VALUES (?, ?)", checkpoints)
             last_seq = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-        return int(last_seq)
+            db.execute("UPDATE stats SET bytes = bytes + ?", (sum(len(row[3]) for row in rows),))
+            (stored,) = db.execute("SELECT bytes FROM stats").fetchone()
+        return int(last_seq), int(stored)
 
     def _remember(self, rows: list[tuple[Any, ...]], last_seq: int) -> None:
         """Keep the committed rows in the tail; it stays contiguous (a gap empties it)."""
@@ -263,6 +269,7 @@ class SqliteBuffer(Buffer):
                 (freed,) = db.execute(
                     "SELECT COALESCE(SUM(length(body)), 0) FROM records WHERE seq <= ?", (floor,)).fetchone()
                 db.execute("DELETE FROM records WHERE seq <= ?", (floor,))
+                db.execute("UPDATE stats SET bytes = bytes - ?", (freed,))
         self._deleted_upto = max(self._deleted_upto, floor)
         return int(freed)
 
@@ -299,6 +306,8 @@ class SqliteBuffer(Buffer):
             db = self._writer
             assert db is not None
             with _transaction(db):
+                db.execute("UPDATE stats SET bytes = bytes + (SELECT COALESCE(SUM(length(body)), 0) "
+                           f"FROM dead_letters{where})", list(ids))
                 count = db.execute(
                     "INSERT INTO records (id, source, received_at, body, only_sink) "
                     f"SELECT record_id, source, received_at, body, sink FROM dead_letters{where} ORDER BY id",
@@ -315,6 +324,31 @@ class SqliteBuffer(Buffer):
         where = f" WHERE id IN ({', '.join('?' * len(ids))})" if ids else ""
         async with self._write_lock:
             return await self._in_thread(self._execute_committed, f"DELETE FROM dead_letters{where}", list(ids))
+
+    async def wait(self, timeout: float) -> None:
+        if self.appended_elsewhere:
+            await anyio.sleep(min(timeout, OTHER_PROCESS_POLL_SECONDS))
+        else:
+            await super().wait(timeout)
+
+    async def save_sink_states(self, states: dict[str, bytes]) -> None:
+        """Publish each sink's state (JSON) for the process that serves HTTP."""
+        def save() -> None:
+            assert self._writer is not None
+            with _transaction(self._writer):
+                self._writer.executemany("INSERT OR REPLACE INTO sink_state (sink, state) VALUES (?, ?)",
+                                         list(states.items()))
+
+        with contextlib.suppress(sqlite3.Error):  # best effort: the next save tries again
+            async with self._write_lock:
+                await self._in_thread(save)
+
+    async def sink_states(self) -> dict[str, bytes]:
+        """The sink states the delivery process published."""
+        async with self._read_lock:
+            rows = await self._in_thread(
+                lambda: self._reader.execute("SELECT sink, state FROM sink_state").fetchall())  # type: ignore[union-attr]
+        return {sink: bytes(state) for sink, state in rows}
 
     def lag(self) -> dict[str, int]:
         return {sink: max(0, self._last_seq - c.committed) for sink, c in self._cursors.items()}

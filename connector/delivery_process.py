@@ -1,0 +1,111 @@
+"""``[service] delivery_process = true``: sinks run in a second process, on the second core.
+
+The main process serves HTTP and polls sources; it starts ``connector run --role delivery``,
+which runs the sink pipelines on the same SQLite file. The delivery process publishes each
+sink's state (paused, last error, counts, lag) into the database twice a second; the main
+process reads it for ``/readyz``, ``/status`` and ``/metrics``. Taps of mappers and sinks are
+not available in this mode (they live in the delivery process).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+import msgspec
+
+from . import metrics
+from .components import logger
+from .pipeline import SinkPipeline
+
+STATE_SECONDS = 0.5
+
+
+class SinkState(msgspec.Struct):
+    """What the delivery process says about one sink."""
+
+    lag: int = 0
+    delivered: float = 0
+    dead_letters: float = 0
+    paused: str | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+    updated_at: float = 0.0
+
+
+async def publish_sink_states(buffer: Any, pipelines: Sequence[SinkPipeline]) -> None:
+    """In the delivery process: write every sink's state to the buffer, twice a second."""
+    while True:
+        lag = buffer.lag()
+        states = {}
+        for p in pipelines:
+            error, at = p.acks.last_error or (None, None)
+            states[p.name] = msgspec.json.encode(SinkState(
+                lag=lag.get(p.name, 0),
+                delivered=metrics.sample("connector_component_sent_events_total", component=p.name),
+                dead_letters=metrics.sample("connector_dead_letters_total", sink=p.name),
+                paused=p.acks.paused_reason, last_error=error, last_error_at=at, updated_at=time.time()))
+        await buffer.save_sink_states(states)
+        await anyio.sleep(STATE_SECONDS)
+
+
+class DeliveryProcess:
+    """In the main process: start, watch and stop the delivery process; mirror its sink states."""
+
+    def __init__(self, config_path: str, sinks: Sequence[str], buffer: Any):
+        self.config_path = config_path
+        self.sinks = list(sinks)
+        self.buffer = buffer
+        self.states: dict[str, SinkState] = {}
+        self.stopping = False
+        self.exited = anyio.Event()
+        self._process: anyio.abc.Process | None = None
+        self._counted: dict[str, float] = {}
+        self.log = logger("delivery")
+
+    async def run(self) -> None:
+        """Run the delivery process; an exit the main process did not ask for is a crash."""
+        command = [sys.executable, "-m", "connector", "run", "-c", self.config_path, "--role", "delivery"]
+        try:
+            async with await anyio.open_process(command, stdin=None, stdout=None, stderr=None) as process:
+                self._process = process
+                self.log.info("delivery process started", pid=process.pid)
+                code = await process.wait()
+        finally:
+            self.exited.set()
+        if not self.stopping or code != 0:
+            raise RuntimeError(f"the delivery process exited with {code}")
+
+    async def stop(self, grace: float) -> None:
+        """Ask the delivery process to drain and exit; kill it after ``grace`` (+5 s)."""
+        self.stopping = True
+        if self._process is None or self.exited.is_set():
+            return
+        self._process.send_signal(signal.SIGTERM)
+        with anyio.move_on_after(grace + 5) as scope:
+            await self.exited.wait()
+        if scope.cancelled_caught:
+            self._process.kill()
+            await self.exited.wait()
+
+    async def mirror_states(self) -> None:
+        """Read the published sink states and reflect them in this process's metrics."""
+        decoder = msgspec.json.Decoder(SinkState)
+        while True:
+            raw = await self.buffer.sink_states()
+            self.states = {sink: decoder.decode(raw[sink]) for sink in self.sinks if sink in raw}
+            for sink, state in self.states.items():
+                metrics.SINK_PAUSED.labels(sink).set(1 if state.paused else 0)
+                delta = state.delivered - self._counted.get(sink, 0.0)
+                if delta > 0:
+                    metrics.SENT.labels(sink).inc(delta)
+                    self._counted[sink] = state.delivered
+            await anyio.sleep(STATE_SECONDS)
+
+    def lag(self) -> dict[str, int]:
+        return {sink: state.lag for sink, state in self.states.items()}

@@ -1,0 +1,81 @@
+"""``delivery_process = true``: sinks in a second process, supervised by the main one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from connector.testing import wait_until
+from connector_jebbit.signature import sign
+
+CONFIG = """
+[service]
+delivery_process = true
+shutdown_grace_seconds = 5
+
+[server]
+port = {port}
+
+[sources.jebbit]
+type = "jebbit"
+shared_secret = "s3cret"
+
+[mappers.jebbit_segment]
+type = "jebbit_to_segment"
+inputs = ["jebbit"]
+
+[sinks.segment]
+type = "segment"
+inputs = ["jebbit_segment"]
+write_key = "${SEGMENT_WRITE_KEY}"
+endpoint = "${SEGMENT_ENDPOINT}"
+flush_interval = 0.05
+retry_initial_seconds = 0.05
+"""
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def post(daemon, n: int):
+    body = json.dumps([{"data": {"email": f"u{n}@example.com", "session_id": str(n)}}]).encode()
+    return daemon.post("/webhooks/jebbit", body, {"x-jebbit-signature": sign("s3cret", body)})
+
+
+def test_sinks_run_in_a_second_process_with_readiness_status_and_metrics(daemon_factory, fake_segment):
+    fake_segment.write_key = "not-yet"
+    env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
+    daemon = daemon_factory(CONFIG, env=env).start()
+    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    for n in range(50):
+        assert post(daemon, n).status_code == 200
+    wait_until(lambda: daemon.get("/readyz").status_code == 503)  # Segment refuses: the child paused
+    assert "write_key" in daemon.get("/readyz").json()["problems"]["segment"]
+    fake_segment.write_key = "test-write-key"
+    wait_until(lambda: len(fake_segment.message_ids()) == 100, timeout=20)
+    wait_until(lambda: daemon.get("/readyz").status_code == 200)
+    wait_until(lambda: daemon.get("/status").json()["sinks"]["segment"]["delivered"] == 100)
+    assert 'connector_component_sent_events_total{component="segment"} 100.0' in daemon.get("/metrics").text
+    assert daemon.stop() == 0
+    assert not Path(f"/proc/{delivery}").exists(), "the delivery process stops with the daemon"
+
+
+def test_a_crashed_delivery_process_stops_the_daemon(daemon_factory, fake_segment):
+    env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
+    daemon = daemon_factory(CONFIG, env=env).start()
+    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    os.kill(delivery, signal.SIGKILL)
+    assert daemon.wait(timeout=15) == 1
+    assert "the delivery process exited with -9" in daemon.logs()
