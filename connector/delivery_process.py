@@ -38,19 +38,25 @@ class SinkState(msgspec.Struct):
     updated_at: float = 0.0
 
 
+def sink_states(buffer: Any, pipelines: Sequence[SinkPipeline]) -> dict[str, SinkState]:
+    """The state of the sinks this process runs."""
+    lag = buffer.lag()
+    states = {}
+    for p in pipelines:
+        error, at = p.acks.last_error or (None, None)
+        states[p.name] = SinkState(
+            lag=lag.get(p.name, 0),
+            delivered=metrics.sample("connector_component_sent_events_total", component=p.name),
+            dead_letters=metrics.sample("connector_dead_letters_total", sink=p.name),
+            paused=p.acks.paused_reason, last_error=error, last_error_at=at, updated_at=time.time())
+    return states
+
+
 async def publish_sink_states(buffer: Any, pipelines: Sequence[SinkPipeline]) -> None:
     """In the delivery process: write every sink's state to the buffer, twice a second."""
     while True:
-        lag = buffer.lag()
-        states = {}
-        for p in pipelines:
-            error, at = p.acks.last_error or (None, None)
-            states[p.name] = msgspec.json.encode(SinkState(
-                lag=lag.get(p.name, 0),
-                delivered=metrics.sample("connector_component_sent_events_total", component=p.name),
-                dead_letters=metrics.sample("connector_dead_letters_total", sink=p.name),
-                paused=p.acks.paused_reason, last_error=error, last_error_at=at, updated_at=time.time()))
-        await buffer.save_sink_states(states)
+        states = sink_states(buffer, pipelines)
+        await buffer.save_sink_states({name: msgspec.json.encode(state) for name, state in states.items()})
         await anyio.sleep(STATE_SECONDS)
 
 

@@ -26,7 +26,7 @@ from . import metrics
 from .buffer import Buffer
 from .components import logger
 from .config import Config
-from .delivery_process import DeliveryProcess, SinkState, publish_sink_states
+from .delivery_process import DeliveryProcess, SinkState, publish_sink_states, sink_states
 from .graph import Graph
 from .intake import Intake
 from .pipeline import SinkPipeline
@@ -67,31 +67,25 @@ class Daemon:
         problems: dict[str, str] = {}
         if not self.buffer.healthy:
             problems["buffer"] = "the buffer cannot store records"
-        for sink, state in self._sink_views().items():
-            if state.paused:
-                problems[sink] = state.paused
+        problems.update(self._paused())
         if self.intake.stopping:
             problems["daemon"] = "shutting down"
         return problems
 
-    def _sink_views(self) -> dict[str, SinkState]:
+    def _sink_states(self) -> dict[str, SinkState]:
         """Each sink's state: from this process's pipelines, or from the delivery process."""
         if self.delivery is not None:
             return self.delivery.states
-        lag = self.buffer.lag()
-        views = {}
-        for p in self.pipelines:
-            error, at = p.acks.last_error or (None, None)
-            views[p.name] = SinkState(
-                lag=lag.get(p.name, 0),
-                delivered=metrics.sample("connector_component_sent_events_total", component=p.name),
-                dead_letters=metrics.sample("connector_dead_letters_total", sink=p.name),
-                paused=p.acks.paused_reason, last_error=error, last_error_at=at)
-        return views
+        return sink_states(self.buffer, self.pipelines)
+
+    def _paused(self) -> dict[str, str]:
+        if self.delivery is not None:
+            return {sink: state.paused for sink, state in self.delivery.states.items() if state.paused}
+        return {p.name: p.acks.paused_reason for p in self.pipelines if p.acks.paused_reason}
 
     def status(self) -> dict[str, Any]:
         """Per sink: lag, delivered, dead letters, paused, last error; and the buffer's state."""
-        sinks = {name: msgspec.structs.asdict(view) for name, view in self._sink_views().items()}
+        sinks = {name: msgspec.structs.asdict(state) for name, state in self._sink_states().items()}
         return {"running": True, "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy},
                 "sinks": sinks}
 
