@@ -1,6 +1,6 @@
 """Soak: connector (sqlite buffer, Jebbit -> Segment fake) at about half capacity for --minutes.
 
-Samples the daemon's RSS and open file descriptors every 10 s and prints them with their trend:
+Samples the daemon's RSS and open file descriptors (with its delivery process, if any) every 10 s and prints them with their trend:
 both must stay flat. Signatures expire after 300 s, so the pre-signed load is renewed every
 4 minutes (repeated bodies are fine here: same ids, deduplicated downstream).
 """
@@ -22,19 +22,33 @@ from whole_path import CONNECTOR, SECRET, presign
 
 
 def sample(pid: int) -> tuple[float, int]:
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmRSS:"))
-    return rss / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+    """RSS (MiB) and open files of ``pid`` and its children (the delivery process)."""
+    pids = [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
+    rss = fds = 0
+    for each in pids:
+        rss += next(int(line.split()[1]) for line in Path(f"/proc/{each}/status").read_text().splitlines()
+                    if line.startswith("VmRSS:"))
+        fds += len(os.listdir(f"/proc/{each}/fd"))
+    return rss / 1024, fds
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return -1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--delay-ms", type=int, default=12, help="per connection; ~half capacity here")
+    parser.add_argument("--delivery-process", action="store_true", help="sinks in a second process")
     args = parser.parse_args()
     port = free_port()
     fake = start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port)
-    daemon = start_daemon(CONNECTOR % ('type = "sqlite"', SECRET, f"http://127.0.0.1:{port}"))
+    buffer = 'type = "sqlite"' + ("\n\n[service]\ndelivery_process = true" if args.delivery_process else "")
+    daemon = start_daemon(CONNECTOR % (buffer, SECRET, f"http://127.0.0.1:{port}"))
     presigned = Path(tempfile.mkdtemp(prefix="connector-soak-")) / "presigned.tsv"
     samples: list[tuple[float, float, int]] = []
     stop = threading.Event()

@@ -142,7 +142,9 @@ class SqliteBuffer(Buffer):
     async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
         size = sum(len(r.body) for r in records)
         if self.stored_bytes + size > self.max_bytes:
-            raise BufferFull(f"the sqlite buffer holds its limit of {self.max_bytes} bytes")
+            await self._reread_stored_bytes()  # another process (a delivery process) may have freed some
+            if self.stored_bytes + size > self.max_bytes:
+                raise BufferFull(f"the sqlite buffer holds its limit of {self.max_bytes} bytes")
         batch = self._open_batch
         batch.records.extend(records)
         if checkpoint is not None:
@@ -157,6 +159,12 @@ class SqliteBuffer(Buffer):
                     await self._commit(batch)
         if batch.error is not None:
             raise BufferUnavailable("the sqlite buffer could not store the records") from batch.error
+
+    async def _reread_stored_bytes(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            async with self._read_lock:
+                (self.stored_bytes,) = await self._in_thread(
+                    lambda: self._reader.execute("SELECT bytes FROM stats").fetchone())  # type: ignore[union-attr]
 
     async def _commit(self, batch: _Batch) -> None:
         rows = [(r.id, r.source, r.received_at, r.body, r.only_sink) for r in batch.records]

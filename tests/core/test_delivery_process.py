@@ -79,3 +79,15 @@ def test_a_crashed_delivery_process_stops_the_daemon(daemon_factory, fake_segmen
     os.kill(delivery, signal.SIGKILL)
     assert daemon.wait(timeout=15) == 1
     assert "the delivery process exited with -9" in daemon.logs()
+
+
+def test_a_full_buffer_recovers_when_the_delivery_process_frees_space(daemon_factory, fake_segment):
+    fake_segment.stop()
+    config = CONFIG.replace("[sources.jebbit]", '[buffer]\nmax_bytes = 8000\n\n[sources.jebbit]')
+    daemon = daemon_factory(config, env={"SEGMENT_WRITE_KEY": "test-write-key",
+                                         "SEGMENT_ENDPOINT": fake_segment.url}).start()
+    statuses = [post(daemon, n).status_code for n in range(300)]
+    assert 503 in statuses, "the buffer must fill while Segment is down"
+    fake_segment.start()  # the delivery process delivers and deletes; the main process sees it
+    wait_until(lambda: post(daemon, 1000 + len(statuses)).status_code == 200, timeout=30, interval=0.5)
+    assert daemon.stop() == 0
