@@ -59,3 +59,12 @@ def test_plugins_command_lists_types_with_their_package():
 def test_version():
     result = subprocess.run([sys.executable, "-m", "connector", "--version"], capture_output=True, text=True)
     assert result.stdout.startswith("connector 0.1")
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    with subprocess.Popen([sys.executable, "-m", "connector", "plugins"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as process:
+        process.stdout.close()  # like `connector plugins | head -0`
+        error = process.stderr.read().decode()
+        assert process.wait() == 0
+    assert "Traceback" not in error
