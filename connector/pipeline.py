@@ -69,14 +69,18 @@ class Acks:
         """The sink refuses ``envelope`` permanently: keep its record as a dead letter."""
         seq = envelope.record.seq
         if seq not in self._dead:
-            await store_dead_letter(self.buffer, self.sink, envelope.record, reason, attempts)
+            await self.keep(envelope.record, reason, metrics.reason_label(reason), attempts)
             self._dead.add(seq)
-            metrics.DEAD_LETTERS.labels(self.sink, metrics.reason_label(reason)).inc()
-            self.error(reason, "dead_letter")
-            self._log.warning("dead letter", record_id=envelope.record.id, reason=reason)
         done, _ = self._count_down([envelope])
         if done:
             await self.buffer.ack(self.sink, done)
+
+    async def keep(self, record: Record, reason: str, kind: str, attempts: int = 1) -> None:
+        """Store ``record`` as this sink's dead letter, count it, and report it (not an ack)."""
+        await store_dead_letter(self.buffer, self.sink, record, reason, attempts)
+        metrics.DEAD_LETTERS.labels(self.sink, kind).inc()
+        self.error(reason, "dead_letter")
+        self._log.warning("dead letter", record_id=record.id, reason=reason)
 
     def error(self, reason: str, kind: str) -> None:
         """Report a failure (a retry, a refusal): counted, and shown by ``connector status``."""
@@ -213,8 +217,5 @@ class SinkPipeline:
         return envelopes
 
     async def _reject(self, record: Record, mapper: str, reason: str, kind: str) -> None:
-        await store_dead_letter(self.buffer, self.name, record, f"{mapper}: {reason}", 1)
-        metrics.DEAD_LETTERS.labels(self.name, kind).inc()
+        await self.acks.keep(record, f"{mapper}: {reason}", kind)
         metrics.ERRORS.labels(mapper, kind).inc()
-        self.acks.last_error = (f"{mapper}: {reason}", time.time())
-        self._log.warning("dead letter", record_id=record.id, mapper=mapper, reason=reason)
