@@ -1,17 +1,21 @@
 """The ``sqlite`` buffer: the embedded default, a WAL-mode SQLite file on local disk.
 
 An append returns once its transaction is committed with ``synchronous=FULL``. Concurrent
-appends are group-committed: while one transaction commits, the next appends queue up, and the
-next leader commits all of them in one transaction. SQLite work runs in worker threads.
+appends are group-committed: while one transaction commits, the next appends gather in the open
+batch, which the writer thread commits as soon as the previous commit is done. Every write runs,
+in order, on that one thread (``_WriterThread``); reads run in worker threads.
 The most recent records are also kept in memory (the tail), so sinks that keep up read them
 without a query.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +35,8 @@ CURSOR_FLUSH_SECONDS = 0.1
 TAIL_RECORDS = 20_000
 QUERY_AT_LEAST_EVERY_SECONDS = 1.0  # also finds records other processes added (dlq replay)
 OTHER_PROCESS_POLL_SECONDS = 0.02  # how often a delivery process looks for new records
+STORED_BYTES_SECONDS = 1.0  # how often the byte total is read again (other processes delete)
+ROWS_PER_STATEMENT = 150  # 750 parameters: under SQLite's oldest limit of 999
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -57,6 +63,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, value BLOB NOT NU
 CREATE TABLE IF NOT EXISTS stats (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
 INSERT OR IGNORE INTO stats (id, bytes) SELECT 1, COALESCE(SUM(length(body)), 0) FROM records;
 CREATE TABLE IF NOT EXISTS sink_state (sink TEXT PRIMARY KEY, state BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS records_bytes_in AFTER INSERT ON records BEGIN
+    UPDATE stats SET bytes = bytes + length(NEW.body); END;
+CREATE TRIGGER IF NOT EXISTS records_bytes_out AFTER DELETE ON records BEGIN
+    UPDATE stats SET bytes = bytes - length(OLD.body); END;
 """
 
 
@@ -74,14 +84,65 @@ class SqliteBufferConfig(BufferConfig, tag="sqlite"):
 class _Batch:
     """Records that will share one transaction; every appender in it waits on ``done``."""
 
-    __slots__ = ("records", "checkpoints", "done", "error", "has_leader")
+    __slots__ = ("records", "checkpoints", "done", "error", "queued")
 
     def __init__(self) -> None:
         self.records: list[NewRecord] = []
         self.checkpoints: dict[str, bytes] = {}
         self.done = anyio.Event()
         self.error: BaseException | None = None
-        self.has_leader = False
+        self.queued = False
+
+
+class _WriterThread:
+    """The one thread that uses the writer connection: jobs run one after another, in order.
+
+    A commit of records starts as soon as the previous job ends; nothing waits for the event
+    loop to come round in between (with a worker thread per commit, a busy loop's turn was
+    most of a commit's time). Results go back with ``call_soon_threadsafe`` (the daemon runs
+    on asyncio: uvicorn needs it).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._work, name="sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the writer thread; it reports back by itself (see ``call``)."""
+        self._jobs.put((fn, args))
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the writer thread and return its result (it completes even if
+        the caller is cancelled meanwhile, as ``anyio.to_thread.run_sync`` does)."""
+        future: asyncio.Future[T] = self._loop.create_future()
+        self.submit(self._settle, future, fn, args)
+        with anyio.CancelScope(shield=True):
+            return await future
+
+    def _settle(self, future: asyncio.Future[T], fn: Callable[..., T], args: tuple[Any, ...]) -> None:
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            self.report(future.set_exception, exc)
+        else:
+            self.report(future.set_result, result)
+
+    def report(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Call ``callback(*args)`` on the event loop."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting anymore
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args = job
+            fn(*args)
+
+    async def stop(self) -> None:
+        """Finish the queued jobs, then end the thread."""
+        self._jobs.put(None)
+        await anyio.to_thread.run_sync(self._thread.join)
 
 
 class SqliteBuffer(Buffer):
@@ -96,8 +157,9 @@ class SqliteBuffer(Buffer):
         self.commits = 0
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._write_lock = anyio.Lock()
+        self._writer_thread: _WriterThread | None = None
         self._read_lock = anyio.Lock()
+        self._batch_lock = threading.Lock()  # the open batch: filled by the loop, taken by the writer
         self._open_batch = _Batch()
         self._cursors: dict[str, CursorTracker] = {}
         self._cursors_dirty = False
@@ -120,6 +182,7 @@ class SqliteBuffer(Buffer):
         except (OSError, sqlite3.Error) as exc:
             raise BufferUnavailable(f"cannot open the sqlite buffer at {self.path}: {exc}") from None
         self._cursors = {sink: CursorTracker(saved.get(sink, 0)) for sink in sinks}
+        self._writer_thread = _WriterThread()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -132,7 +195,9 @@ class SqliteBuffer(Buffer):
             return
         with anyio.CancelScope(shield=True):
             await self._flush_cursors()
-            async with self._write_lock, self._read_lock:
+            writer_thread, self._writer_thread = self._writer_thread, None  # appends answer "closed" now
+            await writer_thread.stop()  # type: ignore[union-attr]
+            async with self._read_lock:
                 self._writer.close()
                 self._reader.close()  # type: ignore[union-attr]
         self._writer = self._reader = None
@@ -145,57 +210,81 @@ class SqliteBuffer(Buffer):
             await self._reread_stored_bytes()  # another process (a delivery process) may have freed some
             if self.stored_bytes + size > self.max_bytes:
                 raise BufferFull(f"the sqlite buffer holds its limit of {self.max_bytes} bytes")
-        batch = self._open_batch
-        batch.records.extend(records)
-        if checkpoint is not None:
-            batch.checkpoints[checkpoint[0]] = checkpoint[1]
-        if batch.has_leader:
-            await batch.done.wait()
-        else:  # the first appender of a batch commits it once the previous commit is done
-            batch.has_leader = True
-            with anyio.CancelScope(shield=True):  # the followers depend on the leader
-                async with self._write_lock:
-                    self._open_batch = _Batch()
-                    await self._commit(batch)
+        if self._writer_thread is None:
+            raise BufferUnavailable("the sqlite buffer is closed")
+        with self._batch_lock:
+            batch = self._open_batch
+            batch.records.extend(records)
+            if checkpoint is not None:
+                batch.checkpoints[checkpoint[0]] = checkpoint[1]
+            first, batch.queued = not batch.queued, True
+        if first:  # the writer commits the batch after the jobs before it; it is open until then
+            self._writer_thread.submit(self._commit, batch)
+        await batch.done.wait()
         if batch.error is not None:
             raise BufferUnavailable("the sqlite buffer could not store the records") from batch.error
 
+    async def maintain(self) -> None:
+        """Keep ``stored_bytes`` true while other processes append and delete."""
+        while True:
+            await anyio.sleep(STORED_BYTES_SECONDS)
+            await self._reread_stored_bytes()
+
     async def _reread_stored_bytes(self) -> None:
+        if self._reader is None:
+            return
         with contextlib.suppress(sqlite3.Error):
             async with self._read_lock:
                 (self.stored_bytes,) = await self._in_thread(
                     lambda: self._reader.execute("SELECT bytes FROM stats").fetchone())  # type: ignore[union-attr]
 
-    async def _commit(self, batch: _Batch) -> None:
+    def _commit(self, batch: _Batch) -> None:
+        """On the writer thread: close the batch, store it, report to the loop."""
+        with self._batch_lock:
+            self._open_batch = _Batch()
         rows = [(r.id, r.source, r.received_at, r.body, r.only_sink) for r in batch.records]
-        error: BaseException | None = None
         try:
-            last_seq, self.stored_bytes = await self._in_thread(self._insert, rows, list(batch.checkpoints.items()))
+            last_seq = self._insert(rows, list(batch.checkpoints.items()))
+        except Exception as exc:
+            self._writer_thread.report(self._committed, batch, rows, 0, exc)  # type: ignore[union-attr]
+        else:
+            self._writer_thread.report(self._committed, batch, rows, last_seq, None)  # type: ignore[union-attr]
+
+    def _committed(self, batch: _Batch, rows: list[tuple[Any, ...]], last_seq: int,
+                   error: BaseException | None) -> None:
+        """On the loop, in commit order: account for the batch and wake its appenders."""
+        if error is None:
+            self.stored_bytes += sum(len(row[3]) for row in rows)
             if rows:
                 self._remember(rows, last_seq)
             self.commits += 1
             metrics.BUFFER_COMMITS.inc()
             self.healthy = True
-        except sqlite3.Error as exc:
-            error, self.healthy = exc, False
+        else:
+            self.healthy = False
         batch.error = error
         batch.done.set()
         if error is None:
             self.notify()
 
-    def _insert(self, rows: list[tuple[Any, ...]], checkpoints: list[tuple[str, bytes]]) -> tuple[int, int]:
-        """Insert in one transaction; return the last seq (the batch's seqs are consecutive) and
-        the bytes now stored (kept in the database, so other processes' deletions count)."""
+    def _insert(self, rows: list[tuple[Any, ...]], checkpoints: list[tuple[str, bytes]]) -> int:
+        """Insert in one transaction; return the last seq (the batch's seqs are consecutive).
+
+        A batch that fits one statement is one statement, its own transaction: SQLite runs it,
+        commit included, in one call that lets go of the GIL once. (``executemany`` takes the
+        GIL back after every row, and waits for the busy event loop each time.) The ``stats``
+        byte total follows by trigger.
+        """
         db = self._writer
         assert db is not None
+        if not checkpoints and len(rows) <= ROWS_PER_STATEMENT:
+            return _insert_rows(db, rows)
+        last_seq = 0
         with _transaction(db):
-            db.executemany(
-                "INSERT INTO records (id, source, received_at, body, only_sink) VALUES (?, ?, ?, ?, ?)", rows)
+            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                last_seq = _insert_rows(db, rows[start:start + ROWS_PER_STATEMENT])
             db.executemany("INSERT OR REPLACE INTO checkpoints (name, value) VALUES (?, ?)", checkpoints)
-            last_seq = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-            db.execute("UPDATE stats SET bytes = bytes + ?", (sum(len(row[3]) for row in rows),))
-            (stored,) = db.execute("SELECT bytes FROM stats").fetchone()
-        return int(last_seq), int(stored)
+        return last_seq
 
     def _remember(self, rows: list[tuple[Any, ...]], last_seq: int) -> None:
         """Keep the committed rows in the tail; it stays contiguous (a gap empties it)."""
@@ -251,43 +340,38 @@ class SqliteBuffer(Buffer):
 
     async def _flush_cursors(self) -> None:
         """Persist moved cursors and delete the records every sink has passed."""
-        if not self._cursors_dirty or self._writer is None:
+        if not self._cursors_dirty or self._writer_thread is None:
             return
         self._cursors_dirty = False
         self._flushed_at = time.monotonic()
         positions = [(sink, c.committed) for sink, c in self._cursors.items()]
         floor = min(seq for _, seq in positions)
         try:
-            async with self._write_lock:
-                freed = await self._in_thread(self._save_cursors, positions, floor)
+            self.stored_bytes = await self._write(self._save_cursors, positions, floor)
         except sqlite3.Error as exc:  # disk full or I/O error: keep going, try again at the next flush
             self._cursors_dirty = True
             self.healthy = False
             logger("buffer").warning("cannot save cursors; records may be redelivered", error=str(exc))
             return
-        self.stored_bytes -= freed
 
     def _save_cursors(self, positions: list[tuple[str, int]], floor: int) -> int:
+        """Save the cursors, delete what every sink has passed; return the bytes still stored."""
         db = self._writer
         assert db is not None
         with _transaction(db):
             db.executemany("INSERT OR REPLACE INTO cursors (sink, seq) VALUES (?, ?)", positions)
-            freed = 0
             if floor > self._deleted_upto:
-                (freed,) = db.execute(
-                    "SELECT COALESCE(SUM(length(body)), 0) FROM records WHERE seq <= ?", (floor,)).fetchone()
                 db.execute("DELETE FROM records WHERE seq <= ?", (floor,))
-                db.execute("UPDATE stats SET bytes = bytes - ?", (freed,))
+            (stored,) = db.execute("SELECT bytes FROM stats").fetchone()
         self._deleted_upto = max(self._deleted_upto, floor)
-        return int(freed)
+        return int(stored)
 
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
         row = (sink, record.id, record.source, record.received_at, record.body, reason, attempts, now())
         try:
-            async with self._write_lock:
-                await self._in_thread(self._execute_committed,
-                                      "INSERT INTO dead_letters (sink, record_id, source, received_at, body, "
-                                      "reason, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            await self._write(self._execute_committed,
+                              "INSERT INTO dead_letters (sink, record_id, source, received_at, body, "
+                              "reason, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
         except sqlite3.Error as exc:
             self.healthy = False
             raise BufferUnavailable(f"cannot store the dead letter: {exc}") from exc
@@ -314,8 +398,6 @@ class SqliteBuffer(Buffer):
             db = self._writer
             assert db is not None
             with _transaction(db):
-                db.execute("UPDATE stats SET bytes = bytes + (SELECT COALESCE(SUM(length(body)), 0) "
-                           f"FROM dead_letters{where})", list(ids))
                 count = db.execute(
                     "INSERT INTO records (id, source, received_at, body, only_sink) "
                     f"SELECT record_id, source, received_at, body, sink FROM dead_letters{where} ORDER BY id",
@@ -323,15 +405,13 @@ class SqliteBuffer(Buffer):
                 db.execute(f"DELETE FROM dead_letters{where}", list(ids))
             return count
 
-        async with self._write_lock:
-            count = await self._in_thread(move)
+        count = await self._write(move)
         self.notify()
         return count
 
     async def purge(self, ids: Sequence[int] = ()) -> int:
         where = f" WHERE id IN ({', '.join('?' * len(ids))})" if ids else ""
-        async with self._write_lock:
-            return await self._in_thread(self._execute_committed, f"DELETE FROM dead_letters{where}", list(ids))
+        return await self._write(self._execute_committed, f"DELETE FROM dead_letters{where}", list(ids))
 
     async def wait(self, timeout: float) -> None:
         if self.appended_elsewhere:
@@ -348,8 +428,7 @@ class SqliteBuffer(Buffer):
                                          list(states.items()))
 
         with contextlib.suppress(sqlite3.Error):  # best effort: the next save tries again
-            async with self._write_lock:
-                await self._in_thread(save)
+            await self._write(save)
 
     async def sink_states(self) -> dict[str, bytes]:
         """The sink states the delivery process published."""
@@ -361,9 +440,25 @@ class SqliteBuffer(Buffer):
     def lag(self) -> dict[str, int]:
         return {sink: max(0, self._last_seq - c.committed) for sink, c in self._cursors.items()}
 
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a write on the writer thread, after the writes queued before it."""
+        if self._writer_thread is None:
+            raise BufferUnavailable("the sqlite buffer is closed")
+        return await self._writer_thread.call(fn, *args)
+
     @staticmethod
     async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args)
+
+
+def _insert_rows(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """One INSERT of up to ``ROWS_PER_STATEMENT`` rows; the seq of the last (0 for none)."""
+    if not rows:
+        return 0
+    values = ", ".join(["(?, ?, ?, ?, ?)"] * len(rows))
+    cursor = db.execute(f"INSERT INTO records (id, source, received_at, body, only_sink) VALUES {values}",
+                        [value for row in rows for value in row])
+    return int(cursor.lastrowid)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

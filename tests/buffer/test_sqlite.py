@@ -94,3 +94,48 @@ async def test_dead_letters_replay_to_their_sink_only(tmp_path):
     assert seen_by_b.only_sink == "a"  # the pipeline skips records meant for another sink
     assert await buffer.purge() == 0
     await buffer.close()
+
+
+async def test_byte_total_follows_every_insert_and_delete(tmp_path):
+    """The stored-bytes total is kept by triggers; appends of any size, checkpoints, replays and
+    deletions all leave it equal to what the records table holds."""
+    import sqlite3
+
+    from connector.buffer.sqlite import ROWS_PER_STATEMENT
+
+    path = str(tmp_path / "b.db")
+    buffer = SqliteBuffer(path)
+    await buffer.open(["a", "b"])
+    big = [new(i) for i in range(ROWS_PER_STATEMENT * 2 + 7)]  # several statements, one transaction
+    await buffer.append(big)
+    await buffer.append([new(1000)], checkpoint=("poller", b"page-2"))
+    seqs = [r.seq for r in await buffer.read("a", 1000)]
+    assert seqs == list(range(seqs[0], seqs[0] + len(big) + 1)), "a batch's seqs are consecutive, in order"
+    assert await buffer.checkpoint("poller") == b"page-2"
+    record = (await buffer.read("b", 1000))[0]
+    await buffer.dead_letter("b", record, "refused", 1)
+    await buffer.ack("a", seqs)
+    await buffer.ack("b", seqs)
+    await buffer.replay()
+    await buffer.close()
+
+    with sqlite3.connect(path) as db:
+        (total,) = db.execute("SELECT COALESCE(SUM(length(body)), 0) FROM records").fetchone()
+        (kept,) = db.execute("SELECT bytes FROM stats").fetchone()
+        (left,) = db.execute("SELECT COUNT(*) FROM records").fetchone()
+    assert left == 1, "everything but the replayed record was delivered and deleted"
+    assert kept == total == len(record.body)
+    buffer = SqliteBuffer(path)
+    await buffer.open(["a", "b"])
+    assert buffer.stored_bytes == total
+    await buffer.close()
+
+
+async def test_an_append_to_a_closed_buffer_is_refused(tmp_path):
+    from connector.errors import BufferUnavailable
+
+    buffer = SqliteBuffer(str(tmp_path / "b.db"))
+    await buffer.open(["a"])
+    await buffer.close()
+    with pytest.raises(BufferUnavailable):
+        await buffer.append([new(1)])
