@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = with_config(command("run", _run, "run the daemon until SIGTERM or SIGINT"))
     run.add_argument("--role", choices=["all", "ingest", "delivery"], help=argparse.SUPPRESS)
+    run.add_argument("--control-socket", help=argparse.SUPPRESS)
+    run.add_argument("--main-pid", type=int, help=argparse.SUPPRESS)
     with_config(command("check", _check, "validate the config and print the resolved graph"))
     command("plugins", _plugins, "list the registered source, mapper and sink types")
     with_config(command("status", _status, "per sink: lag, delivered, dead letters, last error"))
@@ -83,12 +85,13 @@ def _run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     connector_logging.configure(config.service.log_level, config.secrets)
     graph = build_graph(config)
-    role = args.role or ("ingest" if config.service.delivery_process else "all")
+    role = args.role or ("ingest" if config.delivery_process else "all")
     if role == "delivery":
         buffer = config.buffer.build(config.directory, appended_elsewhere=True)  # type: ignore[call-arg]
     else:
         buffer = config.buffer.build(config.directory)
-    return anyio.run(Daemon(config, graph, buffer, role).run, backend_options={"use_uvloop": True})
+    daemon = Daemon(config, graph, buffer, role, args.control_socket, args.main_pid)
+    return anyio.run(daemon.run, backend_options={"use_uvloop": True})
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -30,11 +30,15 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
 
 
 class ServiceConfig(_Section):
-    """``[service]``: logging and shutdown."""
+    """``[service]``: logging, shutdown, and whether sinks run in a second process.
+
+    ``delivery_process = "auto"`` (the default) runs them in a second process when the buffer
+    is sqlite and the machine gives this process two CPU cores or more.
+    """
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_seconds: float = 10.0
-    delivery_process: bool = False
+    delivery_process: bool | Literal["auto"] = "auto"
 
 
 class ServerConfig(_Section):
@@ -77,6 +81,13 @@ class Config:
     @property
     def directory(self) -> str:
         return os.path.dirname(os.path.abspath(self.path))
+
+    @property
+    def delivery_process(self) -> bool:
+        """Whether the sinks run in a second process (``[service] delivery_process``, resolved)."""
+        if self.service.delivery_process != "auto":
+            return self.service.delivery_process
+        return self.buffer.__struct_config__.tag == "sqlite" and _usable_cpus() >= 2
 
     def components(self) -> Iterator[Component]:
         yield from self.sources.values()
@@ -140,7 +151,7 @@ class _Loader:
         service = self.convert(document.get("service", {}), ServiceConfig, "service")
         server = self.convert(document.get("server", {}), ServerConfig, "server")
         buffer = self.load_buffer(document.get("buffer", {}))
-        if service.delivery_process and buffer.__struct_config__.tag != "sqlite":
+        if service.delivery_process is True and buffer.__struct_config__.tag != "sqlite":
             raise self.error("service", "delivery_process", "needs the sqlite buffer (the delivery process "
                              "reads the same database file)")
         config = Config(self.path, service, server, buffer)
@@ -258,3 +269,10 @@ def _is_secret(t: msgspec.inspect.Type) -> bool:
         inner = getattr(t, "item_type", None)
         return inner is not None and _is_secret(inner)
     return False
+
+
+def _usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity, where the platform tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -3,20 +3,26 @@
 The main process serves HTTP and polls sources; it starts ``connector run --role delivery``,
 which runs the sink pipelines on the same SQLite file. The delivery process publishes each
 sink's state (paused, last error, counts, lag) into the database twice a second; the main
-process reads it for ``/readyz``, ``/status`` and ``/metrics``. Taps of mappers and sinks are
-not available in this mode (they live in the delivery process).
+process reads it for ``/readyz`` and ``/status``. The delivery process also answers
+``/metrics`` and ``/tap`` on a unix socket only the main process knows: the main process
+merges those metrics into its own and streams those taps (of mappers and sinks) to its
+clients. The delivery process stops, draining as on SIGTERM, when the main process is gone.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
 import anyio.abc
+import httpx
 import msgspec
 
 from . import metrics
@@ -24,6 +30,7 @@ from .components import logger
 from .pipeline import SinkPipeline
 
 STATE_SECONDS = 0.5
+CONTROL_TIMEOUT_SECONDS = 2.0
 
 
 class SinkState(msgspec.Struct):
@@ -71,12 +78,14 @@ class DeliveryProcess:
         self.stopping = False
         self.exited = anyio.Event()
         self._process: anyio.abc.Process | None = None
-        self._counted: dict[str, float] = {}
+        self._socket_dir = tempfile.mkdtemp(prefix="connector-")
+        self.control_socket = os.path.join(self._socket_dir, "delivery.sock")
         self.log = logger("delivery")
 
     async def run(self) -> None:
         """Run the delivery process; an exit the main process did not ask for is a crash."""
-        command = [sys.executable, "-m", "connector", "run", "-c", self.config_path, "--role", "delivery"]
+        command = [sys.executable, "-m", "connector", "run", "-c", self.config_path, "--role", "delivery",
+                   "--control-socket", self.control_socket, "--main-pid", str(os.getpid())]
         try:
             async with await anyio.open_process(command, stdin=None, stdout=None, stderr=None) as process:
                 self._process = process
@@ -84,7 +93,9 @@ class DeliveryProcess:
                 code = await process.wait()
         finally:
             self.exited.set()
-        if not self.stopping or code != 0:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+        # SIGTERM before the process set up its handlers ends it at once: it had not started delivering
+        if not self.stopping or code not in (0, -signal.SIGTERM):
             raise RuntimeError(f"the delivery process exited with {code}")
 
     async def stop(self, grace: float) -> None:
@@ -100,18 +111,36 @@ class DeliveryProcess:
             await self.exited.wait()
 
     async def mirror_states(self) -> None:
-        """Read the published sink states and reflect them in this process's metrics."""
+        """Keep ``states`` up to date with what the delivery process publishes."""
         decoder = msgspec.json.Decoder(SinkState)
         while True:
             raw = await self.buffer.sink_states()
             self.states = {sink: decoder.decode(raw[sink]) for sink in self.sinks if sink in raw}
-            for sink, state in self.states.items():
-                metrics.SINK_PAUSED.labels(sink).set(1 if state.paused else 0)
-                delta = state.delivered - self._counted.get(sink, 0.0)
-                if delta > 0:
-                    metrics.SENT.labels(sink).inc(delta)
-                    self._counted[sink] = state.delivered
             await anyio.sleep(STATE_SECONDS)
+
+    def _client(self, timeout: float | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=self.control_socket),
+                                 base_url="http://delivery", timeout=timeout)
+
+    async def metrics(self) -> str | None:
+        """The delivery process's metrics (text exposition), or None while it cannot answer."""
+        try:
+            async with self._client(CONTROL_TIMEOUT_SECONDS) as client:
+                response = await client.get("/metrics")
+                response.raise_for_status()
+                return response.text
+        except (httpx.HTTPError, OSError):
+            return None
+
+    async def tap(self, component: str | None) -> AsyncIterator[bytes]:
+        """NDJSON lines the delivery process's mappers and sinks emit, until it stops them."""
+        params = {} if component is None else {"component": component}
+        try:
+            async with self._client(None) as client, client.stream("GET", "/tap", params=params) as response:
+                async for line in response.aiter_lines():
+                    yield line.encode() + b"\n"
+        except (httpx.HTTPError, OSError):  # not started yet, or stopping: no lines from it
+            return
 
     def lag(self) -> dict[str, int]:
         return {sink: state.lag for sink, state in self.states.items()}

@@ -9,10 +9,12 @@ import re
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+disable_created_metrics()  # a creation timestamp per series: noise, and one more series per counter
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 RECEIVED = Counter("connector_component_received_events", "Events a component took in.",
@@ -80,6 +82,26 @@ def sample(name: str, **labels: str) -> float:
                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
-def render() -> bytes:
-    """The text exposition of every metric."""
-    return generate_latest(REGISTRY)
+def render(other_process: str | None = None) -> bytes:
+    """The text exposition of every metric, with those of ``other_process`` (its exposition,
+    from the delivery process) merged in: one family per name; where both have a sample with
+    the same labels, this process's."""
+    if not other_process:
+        return generate_latest(REGISTRY)
+    families = {family.name: family for family in REGISTRY.collect()}
+    for family in text_string_to_metric_families(other_process):
+        mine = families.setdefault(family.name, family)
+        if mine is not family:
+            seen = {(s.name, tuple(sorted(s.labels.items()))) for s in mine.samples}
+            mine.samples.extend(s for s in family.samples if (s.name, tuple(sorted(s.labels.items()))) not in seen)
+    return generate_latest(_Families(list(families.values())))
+
+
+class _Families(Collector):
+    """Metric families already collected, for ``generate_latest``."""
+
+    def __init__(self, families: list[Metric]):
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)

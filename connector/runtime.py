@@ -13,8 +13,9 @@ crashes is logged with its name and stops the daemon with exit code 1.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -34,6 +35,8 @@ from .server import IngressApp
 from .sources import SourceContext
 from .tap import TapHub
 
+MAIN_PROCESS_POLL_SECONDS = 0.5
+
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the daemon decides when to stop."""
@@ -46,8 +49,11 @@ class _Server(uvicorn.Server):
 class Daemon:
     """One running connector."""
 
-    def __init__(self, config: Config, graph: Graph, buffer: Buffer, role: str = "all"):
+    def __init__(self, config: Config, graph: Graph, buffer: Buffer, role: str = "all",
+                 control_socket: str | None = None, main_pid: int | None = None):
         self.config = config
+        self.control_socket = control_socket  # the delivery process serves /metrics and /tap there
+        self.main_pid = main_pid or os.getppid()  # the delivery process's parent
         self.graph = graph
         self.buffer = buffer
         self.role = role
@@ -83,6 +89,16 @@ class Daemon:
             return {sink: state.paused for sink, state in self.delivery.states.items() if state.paused}
         return {p.name: p.acks.paused_reason for p in self.pipelines if p.acks.paused_reason}
 
+    async def other_process_metrics(self) -> str | None:
+        """The delivery process's metrics, to merge into this process's (None: no such process)."""
+        return await self.delivery.metrics() if self.delivery is not None else None
+
+    def other_process_tap(self, component: str | None) -> AsyncIterator[bytes] | None:
+        """Tapped lines of ``component`` from the delivery process, when it runs that component."""
+        if self.delivery is None or component in self.config.sources:
+            return None
+        return self.delivery.tap(component)
+
     def status(self) -> dict[str, Any]:
         """Per sink: lag, delivered, dead letters, paused, last error; and the buffer's state."""
         sinks = {name: msgspec.structs.asdict(state) for name, state in self._sink_states().items()}
@@ -105,8 +121,12 @@ class Daemon:
                 sources_scope = anyio.CancelScope()
                 server_done = anyio.Event()
                 if self.role == "delivery":
-                    server_done.set()
                     tg.start_soon(publish_sink_states, self.buffer, self.pipelines)
+                    tg.start_soon(self._watch_main_process, self.main_pid)
+                    if self.control_socket is None:
+                        server_done.set()
+                    else:
+                        tg.start_soon(self._supervise, "server", self._serve, server_done)
                 else:
                     for source in self.graph.polling_sources:
                         tg.start_soon(self._run_polling, source, sources_scope)
@@ -150,6 +170,14 @@ class Daemon:
                 self.log.info("signal received", signal=signal.Signals(signum).name)
                 self._stop.set()
 
+    async def _watch_main_process(self, main_pid: int) -> None:
+        """In the delivery process: stop (draining, as on SIGTERM) when the main process is gone,
+        killed perhaps, so that a restarted daemon's delivery process is the only one."""
+        while os.getppid() == main_pid:
+            await anyio.sleep(MAIN_PROCESS_POLL_SECONDS)
+        self.log.warning("the main process is gone; stopping")
+        self._stop.set()
+
     async def _supervise(self, name: str, run: Callable[..., Awaitable[Any]], *args: Any) -> None:
         try:
             await run(*args)
@@ -163,8 +191,13 @@ class Daemon:
             await self._supervise(source.name, source.run, SourceContext(source.name, self.intake, self.buffer))
 
     async def _serve(self, done: anyio.Event) -> None:
-        app = IngressApp(self.graph.webhook_sources, self.intake, self.config.server, self)
-        config = uvicorn.Config(app, host=self.config.server.host, port=self.config.server.port,
+        if self.role == "delivery":  # /metrics and /tap for the main process, on a unix socket
+            app = IngressApp([], self.intake, self.config.server, self, unix_socket=True)
+            where: dict[str, Any] = {"uds": self.control_socket}
+        else:
+            app = IngressApp(self.graph.webhook_sources, self.intake, self.config.server, self)
+            where = {"host": self.config.server.host, "port": self.config.server.port}
+        config = uvicorn.Config(app, **where,
                                 http="httptools", loop="none", lifespan="off", access_log=False, interface="asgi3",
                                 proxy_headers=False,
                                 log_config=None, server_header=False, date_header=False,
@@ -182,8 +215,8 @@ class Daemon:
         finally:
             done.set()
         if cannot_listen:
-            raise RuntimeError(f"the HTTP server could not listen on "
-                               f"{self.config.server.host}:{self.config.server.port}")
+            place = where.get("uds") or f"{self.config.server.host}:{self.config.server.port}"
+            raise RuntimeError(f"the HTTP server could not listen on {place}")
 
 
 def _tapped_by(sink: str, routes: dict[str, dict[str, list[Any]]]) -> frozenset[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
@@ -64,13 +64,19 @@ class Control(Protocol):
 
     def readiness(self) -> dict[str, str]: ...
 
+    async def other_process_metrics(self) -> str | None: ...
+
+    def other_process_tap(self, component: str | None) -> AsyncIterator[bytes] | None: ...
+
     def status(self) -> dict[str, Any]: ...
 
 
 class IngressApp:
     """Routes webhook deliveries to sources and stores what they accept."""
 
-    def __init__(self, sources: list[WebhookSource], intake: Intake, config: ServerConfig, control: Control):
+    def __init__(self, sources: list[WebhookSource], intake: Intake, config: ServerConfig, control: Control,
+                 unix_socket: bool = False):
+        self.unix_socket = unix_socket  # every client of a unix socket is local
         self.routes = {source.path: source for source in sources}
         self.intake = intake
         self.max_body_bytes = config.max_body_bytes
@@ -210,7 +216,8 @@ class IngressApp:
             await _respond(send, 404, _error("not found", f"no source is mounted at {path}"), {})
         elif method not in ("GET", "HEAD"):
             await _respond(send, 405, _error("method not allowed", f"{path} accepts GET"), {"allow": "GET"})
-        elif path in ("/status", "/tap") and (scope.get("client") or ("",))[0] not in LOOPBACK:
+        elif (path in ("/status", "/tap") and not self.unix_socket
+              and (scope.get("client") or ("",))[0] not in LOOPBACK):
             await _respond(send, 403, _error("forbidden", f"{path} answers local clients only"), {})
         else:
             await handler(scope, receive, send)
@@ -226,7 +233,8 @@ class IngressApp:
             await _respond(send, 200, b'{"status":"ready"}', {})
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _respond(send, 200, metrics.render(), {"content-type": "text/plain; version=0.0.4"})
+        other = await self.control.other_process_metrics()
+        await _respond(send, 200, metrics.render(other), {"content-type": "text/plain; version=0.0.4"})
 
     async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _respond(send, 200, _json.encode(self.control.status()), {})
@@ -237,13 +245,22 @@ class IngressApp:
         component = query.get("component", [None])[0]
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/x-ndjson")]})
+        sending = anyio.Lock()
+
+        async def forward(lines: AsyncIterator[bytes]) -> None:
+            async for line in lines:
+                async with sending:
+                    await send({"type": "http.response.body", "body": line, "more_body": True})
+
         try:
             with self.control.taps.subscribe(component) as lines:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
                     await send({"type": "http.response.body", "body": b"", "more_body": True})
-                    async for line in lines:
-                        await send({"type": "http.response.body", "body": line, "more_body": True})
+                    other_process = self.control.other_process_tap(component)
+                    if other_process is not None:
+                        tg.start_soon(forward, other_process)
+                    await forward(lines)
                     tg.cancel_scope.cancel()
             await send({"type": "http.response.body", "body": b""})
         except OSError:  # the tap client went away

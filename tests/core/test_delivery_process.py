@@ -91,3 +91,27 @@ def test_a_full_buffer_recovers_when_the_delivery_process_frees_space(daemon_fac
     fake_segment.start()  # the delivery process delivers and deletes; the main process sees it
     wait_until(lambda: post(daemon, 1000 + len(statuses)).status_code == 200, timeout=30, interval=0.5)
     assert daemon.stop() == 0
+
+
+def test_the_delivery_process_stops_when_the_main_process_is_killed(daemon_factory, fake_segment):
+    env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
+    daemon = daemon_factory(CONFIG, env=env).start()
+    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    daemon.process.kill()
+    daemon.process.wait()
+    wait_until(lambda: not Path(f"/proc/{delivery}").exists() or " Z " in Path(f"/proc/{delivery}/stat").read_text(),
+               timeout=15)
+
+
+def test_by_default_sinks_run_in_a_second_process_on_two_cores_or_more(daemon_factory, fake_segment):
+    env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
+    default = CONFIG.replace("delivery_process = true\n", "")
+    daemon = daemon_factory(default, env=env).start()
+    expected = 1 if len(os.sched_getaffinity(0)) >= 2 else 0
+    wait_until(lambda: len(children(daemon.process.pid)) == expected)
+    assert daemon.stop() == 0
+    daemon = daemon_factory(CONFIG.replace("delivery_process = true", "delivery_process = false"), env=env).start()
+    assert post(daemon, 1).status_code == 200
+    wait_until(lambda: len(fake_segment.message_ids()) == 2)
+    assert children(daemon.process.pid) == []
+    assert daemon.stop() == 0

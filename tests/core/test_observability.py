@@ -123,6 +123,12 @@ def test_status_and_tap_refuse_non_loopback_clients():
         def status(self):
             return {"running": True}
 
+        async def other_process_metrics(self):
+            return None
+
+        def other_process_tap(self, component):
+            return None
+
     from connector.config import ServerConfig
 
     app = IngressApp([], Intake(MemoryBuffer(10), Control.taps), ServerConfig(), Control())
