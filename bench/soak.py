@@ -43,11 +43,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--delay-ms", type=int, default=12, help="per connection; ~half capacity here")
-    parser.add_argument("--delivery-process", action="store_true", help="sinks in a second process")
+    parser.add_argument("--one-process", action="store_true",
+                        help="delivery_process = false (the default runs the sinks in a second process)")
     args = parser.parse_args()
     port = free_port()
     fake = start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port)
-    buffer = 'type = "sqlite"' + ("\n\n[service]\ndelivery_process = true" if args.delivery_process else "")
+    buffer = 'type = "sqlite"' + ("\n\n[service]\ndelivery_process = false" if args.one_process else "")
     daemon = start_daemon(CONNECTOR % (buffer, SECRET, f"http://127.0.0.1:{port}"))
     presigned = Path(tempfile.mkdtemp(prefix="connector-soak-")) / "presigned.tsv"
     samples: list[tuple[float, float, int]] = []
