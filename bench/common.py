@@ -60,11 +60,28 @@ def wrk(url: str, script: Path, connections: int, seconds: int, env: dict[str, s
 
 
 def peak_rss_mib(pid: int) -> float:
-    """VmHWM of a live process, in MiB."""
+    """VmHWM of a live process and its children (a daemon's delivery process), in MiB: the sum of
+    each one's peak, an upper bound of their peak together."""
+    return sum(_status_kib(each, "VmHWM") for each in family(pid)) / 1024
+
+
+def family(pid: int) -> list[int]:
+    """``pid`` and its children."""
+    return [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
+
+
+def _status_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return -1
 
 
 def metric(base_url: str, name: str) -> float:

@@ -16,27 +16,19 @@ import threading
 import time
 from pathlib import Path
 
-from common import BENCH, start_daemon, start_process, table
+from common import BENCH, family, start_daemon, start_process, table
 from connector.testing import free_port
 from whole_path import CONNECTOR, SECRET, presign
 
 
 def sample(pid: int) -> tuple[float, int]:
     """RSS (MiB) and open files of ``pid`` and its children (the delivery process)."""
-    pids = [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
     rss = fds = 0
-    for each in pids:
+    for each in family(pid):
         rss += next(int(line.split()[1]) for line in Path(f"/proc/{each}/status").read_text().splitlines()
                     if line.startswith("VmRSS:"))
         fds += len(os.listdir(f"/proc/{each}/fd"))
     return rss / 1024, fds
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError):
-        return -1
 
 
 def main() -> None:

@@ -105,6 +105,7 @@ def _check(args: argparse.Namespace) -> int:
         print("warning: buffer.replicas = 1: a single NATS server acknowledges before it syncs to disk; "
               "run production with replicas = 3")
     print(f"server: http://{config.server.host}:{config.server.port}")
+    print(f"sinks run in: {'a second process (delivery_process)' if config.delivery_process else 'the main process'}")
     for component in config.components():
         print(f"{component.kind} {component.name} ({component.plugin}): {_describe(component.config)}")
     return 0

@@ -152,3 +152,23 @@ def test_cli_check_warns_about_a_memory_buffer(tmp_path):
                             capture_output=True, text=True, env={"TOKEN": "x", "PATH": ""})
     assert result.returncode == 0, result.stderr
     assert "warning: the memory buffer keeps records in memory only" in result.stdout
+
+
+@pytest.mark.parametrize(("setting", "buffer", "cpus", "expected"), [
+    ("", "", 2, True), ("", "", 1, False), ('delivery_process = "auto"', "", 4, True),
+    ("", '[buffer]\ntype = "memory"\n', 4, False), ("delivery_process = false", "", 4, False),
+    ("delivery_process = true", "", 1, True)])
+def test_delivery_process_auto_needs_sqlite_and_two_cores(tmp_path, monkeypatch, setting, buffer, cpus, expected):
+    import connector.config
+
+    monkeypatch.setenv("TOKEN", "x")
+    monkeypatch.setattr(connector.config, "_usable_cpus", lambda: cpus)
+    assert load(tmp_path, f"[service]\n{setting}\n{buffer}{GOOD}").delivery_process is expected
+
+
+def test_delivery_process_true_needs_the_sqlite_buffer(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "x")
+    message = error_of(tmp_path, '[service]\ndelivery_process = true\n[buffer]\ntype = "memory"\n' + GOOD)
+    assert "service.delivery_process" in message and "sqlite" in message
+    assert "bad.toml:2: service.delivery_process: Invalid enum value 'sometimes'" in error_of(
+        tmp_path, '[service]\ndelivery_process = "sometimes"\n' + GOOD)
