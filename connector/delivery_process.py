@@ -122,15 +122,27 @@ class DeliveryProcess:
         return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=self.control_socket),
                                  base_url="http://delivery", timeout=timeout)
 
-    async def metrics(self) -> str | None:
-        """The delivery process's metrics (text exposition), or None while it cannot answer."""
+    async def _get(self, path: str) -> httpx.Response | None:
         try:
             async with self._client(CONTROL_TIMEOUT_SECONDS) as client:
-                response = await client.get("/metrics")
+                response = await client.get(path)
                 response.raise_for_status()
-                return response.text
+                return response
         except (httpx.HTTPError, OSError):
             return None
+
+    async def metrics(self) -> str | None:
+        """The delivery process's metrics (text exposition), or None while it cannot answer."""
+        response = await self._get("/metrics")
+        return None if response is None else response.text
+
+    async def live_states(self) -> dict[str, Any]:
+        """Each sink's state as the delivery process sees it now (the published ``states`` when
+        it cannot answer)."""
+        response = await self._get("/status")
+        if response is None:
+            return {sink: msgspec.structs.asdict(state) for sink, state in self.states.items()}
+        return response.json()["sinks"]
 
     async def tap(self, component: str | None) -> AsyncIterator[bytes]:
         """NDJSON lines the delivery process's mappers and sinks emit, until it stops them."""

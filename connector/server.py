@@ -68,7 +68,7 @@ class Control(Protocol):
 
     def other_process_tap(self, component: str | None) -> AsyncIterator[bytes] | None: ...
 
-    def status(self) -> dict[str, Any]: ...
+    async def status(self) -> dict[str, Any]: ...
 
 
 class IngressApp:
@@ -237,7 +237,7 @@ class IngressApp:
         await _respond(send, 200, metrics.render(other), {"content-type": "text/plain; version=0.0.4"})
 
     async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _respond(send, 200, _json.encode(self.control.status()), {})
+        await _respond(send, 200, _json.encode(await self.control.status()), {})
 
     async def _tap(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream NDJSON lines of what a component (``?component=NAME``, or all) emits."""

@@ -37,6 +37,8 @@ QUERY_AT_LEAST_EVERY_SECONDS = 1.0  # also finds records other processes added (
 OTHER_PROCESS_POLL_SECONDS = 0.02  # how often a delivery process looks for new records
 STORED_BYTES_SECONDS = 1.0  # how often the byte total is read again (other processes delete)
 ROWS_PER_STATEMENT = 150  # 750 parameters: under SQLite's oldest limit of 999
+LOCK_WAIT_SECONDS = 30.0  # a write waits this long for another connection's transaction
+LOCK_RETRY_SECONDS = 0.0002
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -65,8 +67,6 @@ INSERT OR IGNORE INTO stats (id, bytes) SELECT 1, COALESCE(SUM(length(body)), 0)
 CREATE TABLE IF NOT EXISTS sink_state (sink TEXT PRIMARY KEY, state BLOB NOT NULL);
 CREATE TRIGGER IF NOT EXISTS records_bytes_in AFTER INSERT ON records BEGIN
     UPDATE stats SET bytes = bytes + length(NEW.body); END;
-CREATE TRIGGER IF NOT EXISTS records_bytes_out AFTER DELETE ON records BEGIN
-    UPDATE stats SET bytes = bytes - length(OLD.body); END;
 """
 
 
@@ -175,6 +175,7 @@ class SqliteBuffer(Buffer):
             self._writer = self._connect()
             self._reader = self._connect()
             self._writer.executescript(SCHEMA)
+            self._writer.execute("PRAGMA busy_timeout = 0")  # writes wait in _when_unlocked instead
             saved = dict(self._writer.execute("SELECT sink, seq FROM cursors").fetchall())
             (self.stored_bytes,) = self._writer.execute("SELECT bytes FROM stats").fetchone()
             row = self._writer.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
@@ -244,7 +245,7 @@ class SqliteBuffer(Buffer):
             self._open_batch = _Batch()
         rows = [(r.id, r.source, r.received_at, r.body, r.only_sink) for r in batch.records]
         try:
-            last_seq = self._insert(rows, list(batch.checkpoints.items()))
+            last_seq = _when_unlocked(self._insert, rows, list(batch.checkpoints.items()))
         except Exception as exc:
             self._writer_thread.report(self._committed, batch, rows, 0, exc)  # type: ignore[union-attr]
         else:
@@ -355,13 +356,17 @@ class SqliteBuffer(Buffer):
             return
 
     def _save_cursors(self, positions: list[tuple[str, int]], floor: int) -> int:
-        """Save the cursors, delete what every sink has passed; return the bytes still stored."""
+        """Save the cursors, delete what every sink has passed; return the bytes still stored.
+        (One UPDATE of the byte total, not a trigger per deleted row: twice as fast.)"""
         db = self._writer
         assert db is not None
         with _transaction(db):
             db.executemany("INSERT OR REPLACE INTO cursors (sink, seq) VALUES (?, ?)", positions)
             if floor > self._deleted_upto:
+                (freed,) = db.execute(
+                    "SELECT COALESCE(SUM(length(body)), 0) FROM records WHERE seq <= ?", (floor,)).fetchone()
                 db.execute("DELETE FROM records WHERE seq <= ?", (floor,))
+                db.execute("UPDATE stats SET bytes = bytes - ?", (freed,))
             (stored,) = db.execute("SELECT bytes FROM stats").fetchone()
         self._deleted_upto = max(self._deleted_upto, floor)
         return int(stored)
@@ -444,11 +449,28 @@ class SqliteBuffer(Buffer):
         """Run a write on the writer thread, after the writes queued before it."""
         if self._writer_thread is None:
             raise BufferUnavailable("the sqlite buffer is closed")
-        return await self._writer_thread.call(fn, *args)
+        return await self._writer_thread.call(_when_unlocked, fn, *args)
 
     @staticmethod
     async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, *args)
+
+
+def _when_unlocked(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, run again while another connection (another process) holds the write lock.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries: a commit behind another
+    process's 3 ms transaction would wait 8. Every write here is one statement or one
+    transaction that rolls back on error, so trying it again is safe.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(LOCK_RETRY_SECONDS)
 
 
 def _insert_rows(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:

@@ -120,7 +120,7 @@ def test_status_and_tap_refuse_non_loopback_clients():
         def readiness(self):
             return {}
 
-        def status(self):
+        async def status(self):
             return {"running": True}
 
         async def other_process_metrics(self):
