@@ -256,7 +256,7 @@ class SqliteBuffer(Buffer):
         """On the loop, in commit order: account for the batch and wake its appenders."""
         if error is None:
             self.stored_bytes += sum(len(row[3]) for row in rows)
-            if rows:
+            if rows and self._cursors:  # no sink reads in this process (a delivery process does): no tail
                 self._remember(rows, last_seq)
             self.commits += 1
             metrics.BUFFER_COMMITS.inc()
