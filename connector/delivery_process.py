@@ -1,12 +1,13 @@
-"""``[service] delivery_process = true``: sinks run in a second process, on the second core.
+"""``[service] delivery_process`` (``"auto"``: on 2+ cores): sinks run in a second process.
 
 The main process serves HTTP and polls sources; it starts ``connector run --role delivery``,
 which runs the sink pipelines on the same SQLite file. The delivery process publishes each
 sink's state (paused, last error, counts, lag) into the database twice a second; the main
-process reads it for ``/readyz`` and ``/status``. The delivery process also answers
-``/metrics`` and ``/tap`` on a unix socket only the main process knows: the main process
-merges those metrics into its own and streams those taps (of mappers and sinks) to its
-clients. The delivery process stops, draining as on SIGTERM, when the main process is gone.
+process reads it for ``/readyz``. The delivery process also answers ``/status``, ``/metrics``
+and ``/tap`` on a unix socket only the main process knows: the main process shows its sinks'
+status live (the published states when it cannot answer), merges its metrics into its own, and
+streams its taps (of mappers and sinks) to its clients. The delivery process stops, draining
+as on SIGTERM, when the main process is gone.
 """
 
 from __future__ import annotations

@@ -79,7 +79,6 @@ class Daemon:
             problems["daemon"] = "shutting down"
         return problems
 
-
     def _paused(self) -> dict[str, str]:
         if self.delivery is not None:
             return {sink: state.paused for sink, state in self.delivery.states.items() if state.paused}
