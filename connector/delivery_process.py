@@ -84,7 +84,8 @@ class DeliveryProcess:
         self.log = logger("delivery")
 
     async def run(self) -> None:
-        """Run the delivery process; an exit the main process did not ask for is a crash."""
+        """Run the delivery process until it exits; an exit other than a clean one (0, or by
+        SIGTERM before it set up its handlers) is a crash."""
         command = [sys.executable, "-m", "connector", "run", "-c", self.config_path, "--role", "delivery",
                    "--control-socket", self.control_socket, "--main-pid", str(os.getpid())]
         try:
@@ -95,9 +96,10 @@ class DeliveryProcess:
         finally:
             self.exited.set()
             shutil.rmtree(self._socket_dir, ignore_errors=True)
-        # SIGTERM before the process set up its handlers ends it at once: it had not started delivering
-        if not self.stopping or code not in (0, -signal.SIGTERM):
+        if code not in (0, -signal.SIGTERM):
             raise RuntimeError(f"the delivery process exited with {code}")
+        if not self.stopping:
+            self.log.info("the delivery process stopped (it was sent SIGTERM); stopping the daemon")
 
     async def stop(self, grace: float) -> None:
         """Ask the delivery process to drain and exit; kill it after ``grace`` (+5 s)."""

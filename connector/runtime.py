@@ -132,7 +132,7 @@ class Daemon:
                         tg.start_soon(self._run_polling, source, sources_scope)
                     tg.start_soon(self._supervise, "server", self._serve, server_done)
                 if self.delivery is not None:
-                    tg.start_soon(self._supervise, "delivery", self.delivery.run)
+                    tg.start_soon(self._run_delivery_process)
                     tg.start_soon(self.delivery.mirror_states)
                 await self._stop.wait()
                 if self.exit_code == 0:
@@ -169,6 +169,12 @@ class Daemon:
             async for signum in signals:  # later signals are absorbed: the drain goes on
                 self.log.info("signal received", signal=signal.Signals(signum).name)
                 self._stop.set()
+
+    async def _run_delivery_process(self) -> None:
+        """Supervise the delivery process; when it ends, whether asked to or by a signal of its
+        own (systemd signals every process of a service), the daemon stops too."""
+        await self._supervise("delivery", self.delivery.run)  # type: ignore[union-attr]
+        self._stop.set()
 
     async def _watch_main_process(self, main_pid: int) -> None:
         """In the delivery process: stop (draining, as on SIGTERM) when the main process is gone,

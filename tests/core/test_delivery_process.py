@@ -115,3 +115,18 @@ def test_by_default_sinks_run_in_a_second_process_on_two_cores_or_more(daemon_fa
     wait_until(lambda: len(fake_segment.message_ids()) == 2)
     assert children(daemon.process.pid) == []
     assert daemon.stop() == 0
+
+
+def test_sigterm_to_both_processes_as_systemd_sends_it_is_a_clean_stop(daemon_factory, fake_segment):
+    env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
+    daemon = daemon_factory(CONFIG, env=env).start()
+    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    for n in range(20):
+        assert post(daemon, n).status_code == 200
+    os.kill(delivery, signal.SIGTERM)
+    assert daemon.stop() == 0, daemon.logs()
+    daemon = daemon_factory(CONFIG, env=env).start()
+    wait_until(lambda: len(fake_segment.message_ids()) == 40)
+    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    os.kill(delivery, signal.SIGTERM)  # alone: the daemon stops too, cleanly
+    assert daemon.wait(timeout=15) == 0, daemon.logs()
