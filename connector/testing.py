@@ -104,6 +104,20 @@ class DaemonProcess:
         assert self.process is not None
         return self.process.wait(timeout)
 
+    def children(self) -> list[int]:
+        """The pids of the daemon's child processes (its delivery process, when it runs one)."""
+        assert self.process is not None
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                    found.append(int(entry.name))
+        return found
+
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in (self.stderr_path,) if p.exists())
 

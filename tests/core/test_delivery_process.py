@@ -36,19 +36,6 @@ retry_initial_seconds = 0.05
 """
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def post(daemon, n: int):
     body = json.dumps([{"data": {"email": f"u{n}@example.com", "session_id": str(n)}}]).encode()
     return daemon.post("/webhooks/jebbit", body, {"x-jebbit-signature": sign("s3cret", body)})
@@ -58,7 +45,7 @@ def test_sinks_run_in_a_second_process_with_readiness_status_and_metrics(daemon_
     fake_segment.write_key = "not-yet"
     env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
-    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    (delivery,) = wait_until(lambda: daemon.children())
     for n in range(50):
         assert post(daemon, n).status_code == 200
     wait_until(lambda: daemon.get("/readyz").status_code == 503)  # Segment refuses: the child paused
@@ -75,7 +62,7 @@ def test_sinks_run_in_a_second_process_with_readiness_status_and_metrics(daemon_
 def test_a_crashed_delivery_process_stops_the_daemon(daemon_factory, fake_segment):
     env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
-    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    (delivery,) = wait_until(lambda: daemon.children())
     os.kill(delivery, signal.SIGKILL)
     assert daemon.wait(timeout=15) == 1
     assert "the delivery process exited with -9" in daemon.logs()
@@ -96,7 +83,7 @@ def test_a_full_buffer_recovers_when_the_delivery_process_frees_space(daemon_fac
 def test_the_delivery_process_stops_when_the_main_process_is_killed(daemon_factory, fake_segment):
     env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
-    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    (delivery,) = wait_until(lambda: daemon.children())
     daemon.process.kill()
     daemon.process.wait()
     wait_until(lambda: not Path(f"/proc/{delivery}").exists() or " Z " in Path(f"/proc/{delivery}/stat").read_text(),
@@ -108,25 +95,25 @@ def test_by_default_sinks_run_in_a_second_process_on_two_cores_or_more(daemon_fa
     default = CONFIG.replace("delivery_process = true\n", "")
     daemon = daemon_factory(default, env=env).start()
     expected = 1 if len(os.sched_getaffinity(0)) >= 2 else 0
-    wait_until(lambda: len(children(daemon.process.pid)) == expected)
+    wait_until(lambda: len(daemon.children()) == expected)
     assert daemon.stop() == 0
     daemon = daemon_factory(CONFIG.replace("delivery_process = true", "delivery_process = false"), env=env).start()
     assert post(daemon, 1).status_code == 200
     wait_until(lambda: len(fake_segment.message_ids()) == 2)
-    assert children(daemon.process.pid) == []
+    assert daemon.children() == []
     assert daemon.stop() == 0
 
 
 def test_sigterm_to_both_processes_as_systemd_sends_it_is_a_clean_stop(daemon_factory, fake_segment):
     env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
-    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    (delivery,) = wait_until(lambda: daemon.children())
     for n in range(20):
         assert post(daemon, n).status_code == 200
     os.kill(delivery, signal.SIGTERM)
     assert daemon.stop() == 0, daemon.logs()
     daemon = daemon_factory(CONFIG, env=env).start()
     wait_until(lambda: len(fake_segment.message_ids()) == 40)
-    (delivery,) = wait_until(lambda: children(daemon.process.pid))
+    (delivery,) = wait_until(lambda: daemon.children())
     os.kill(delivery, signal.SIGTERM)  # alone: the daemon stops too, cleanly
     assert daemon.wait(timeout=15) == 0, daemon.logs()
