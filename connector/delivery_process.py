@@ -2,11 +2,11 @@
 
 The main process serves HTTP and polls sources; it starts ``connector run --role delivery``,
 which runs the sink pipelines on the same SQLite file. The delivery process publishes each
-sink's state (paused, last error, counts, lag) into the database twice a second; the main
-process reads it for ``/readyz``. The delivery process also answers ``/status``, ``/metrics``
-and ``/tap`` on a unix socket only the main process knows: the main process shows its sinks'
-status live (the published states when it cannot answer), merges its metrics into its own, and
-streams its taps (of mappers and sinks) to its clients. The delivery process stops, draining
+sink's state (paused, last error, counts, lag) into the database twice a second, for the
+main process's lag gauges and for when it cannot ask. The delivery process also answers
+``/status``, ``/metrics`` and ``/tap`` on a unix socket only the main process knows: the main
+process's ``/readyz`` and ``/status`` show its sinks live, its metrics are merged into the main
+process's, and its taps (of mappers and sinks) are streamed to the main process's clients. The delivery process stops, draining
 as on SIGTERM, when the main process is gone.
 """
 

@@ -69,20 +69,19 @@ class Daemon:
         self._stop = anyio.Event()
         self.server: _Server | None = None
 
-    def readiness(self) -> dict[str, str]:
+    async def readiness(self) -> dict[str, str]:
         """What keeps the daemon from being ready, by component (empty when ready)."""
         problems: dict[str, str] = {}
         if not self.buffer.healthy:
             problems["buffer"] = "the buffer cannot store records"
-        problems.update(self._paused())
+        if self.delivery is not None:
+            sinks = await self.delivery.live_states()
+            problems.update({sink: state["paused"] for sink, state in sinks.items() if state["paused"]})
+        else:
+            problems.update({p.name: p.acks.paused_reason for p in self.pipelines if p.acks.paused_reason})
         if self.intake.stopping:
             problems["daemon"] = "shutting down"
         return problems
-
-    def _paused(self) -> dict[str, str]:
-        if self.delivery is not None:
-            return {sink: state.paused for sink, state in self.delivery.states.items() if state.paused}
-        return {p.name: p.acks.paused_reason for p in self.pipelines if p.acks.paused_reason}
 
     async def other_process_metrics(self) -> str | None:
         """The delivery process's metrics, to merge into this process's (None: no such process)."""

@@ -62,7 +62,7 @@ class Control(Protocol):
 
     taps: TapHub
 
-    def readiness(self) -> dict[str, str]: ...
+    async def readiness(self) -> dict[str, str]: ...
 
     async def other_process_metrics(self) -> str | None: ...
 
@@ -226,7 +226,7 @@ class IngressApp:
         await _respond(send, 200, b'{"status":"ok"}', {})
 
     async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problems = self.control.readiness()
+        problems = await self.control.readiness()
         if problems:
             await _respond(send, 503, _json.encode({"status": "not ready", "problems": problems}), {})
         else:

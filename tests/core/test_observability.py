@@ -117,7 +117,7 @@ def test_status_and_tap_refuse_non_loopback_clients():
     class Control:
         taps = TapHub()
 
-        def readiness(self):
+        async def readiness(self):
             return {}
 
         async def status(self):
