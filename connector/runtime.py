@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shutil
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -139,6 +140,8 @@ class Daemon:
                 tg.cancel_scope.cancel()
         finally:
             await self.buffer.close()
+            if self.control_socket is not None:  # its private directory, also when the main process is gone
+                shutil.rmtree(os.path.dirname(self.control_socket), ignore_errors=True)
         self.log.info("stopped", exit_code=self.exit_code)
         return self.exit_code
 

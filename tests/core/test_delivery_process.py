@@ -84,10 +84,14 @@ def test_the_delivery_process_stops_when_the_main_process_is_killed(daemon_facto
     env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
     (delivery,) = wait_until(lambda: daemon.children())
+    argv = Path(f"/proc/{delivery}/cmdline").read_text().split("\0")
+    socket_dir = Path(argv[argv.index("--control-socket") + 1]).parent
+    assert socket_dir.is_dir()
     daemon.process.kill()
     daemon.process.wait()
     wait_until(lambda: not Path(f"/proc/{delivery}").exists() or " Z " in Path(f"/proc/{delivery}/stat").read_text(),
                timeout=15)
+    assert not socket_dir.exists(), "the delivery process removes its control socket's directory"
 
 
 def test_by_default_sinks_run_in_a_second_process_on_two_cores_or_more(daemon_factory, fake_segment):
