@@ -32,6 +32,7 @@ from .pipeline import SinkPipeline
 
 STATE_SECONDS = 0.5
 CONTROL_TIMEOUT_SECONDS = 2.0
+TAP_RETRY_SECONDS = 0.2
 
 
 class SinkState(msgspec.Struct):
@@ -148,14 +149,18 @@ class DeliveryProcess:
         return response.json()["sinks"]
 
     async def tap(self, component: str | None) -> AsyncIterator[bytes]:
-        """NDJSON lines the delivery process's mappers and sinks emit, until it stops them."""
+        """NDJSON lines the delivery process's mappers and sinks emit, until it stops them
+        (while it is not listening yet, it is asked again every ``TAP_RETRY_SECONDS``)."""
         params = {} if component is None else {"component": component}
-        try:
-            async with self._client(None) as client, client.stream("GET", "/tap", params=params) as response:
-                async for line in response.aiter_lines():
-                    yield line.encode() + b"\n"
-        except (httpx.HTTPError, OSError):  # not started yet, or stopping: no lines from it
-            return
+        async with self._client(None) as client:
+            while True:
+                try:
+                    async with client.stream("GET", "/tap", params=params) as response:
+                        async for line in response.aiter_lines():
+                            yield line.encode() + b"\n"
+                    return  # it ended the stream: it is stopping
+                except (httpx.HTTPError, OSError):
+                    await anyio.sleep(TAP_RETRY_SECONDS)
 
     def lag(self) -> dict[str, int]:
         return {sink: state.lag for sink, state in self.states.items()}

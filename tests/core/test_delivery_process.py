@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 from connector.testing import wait_until
@@ -121,3 +125,34 @@ def test_sigterm_to_both_processes_as_systemd_sends_it_is_a_clean_stop(daemon_fa
     (delivery,) = wait_until(lambda: daemon.children())
     os.kill(delivery, signal.SIGTERM)  # alone: the daemon stops too, cleanly
     assert daemon.wait(timeout=15) == 0, daemon.logs()
+
+
+def test_a_tap_started_before_the_delivery_process_listens_gets_its_lines(daemon_factory, fake_segment):
+    env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
+    daemon = daemon_factory(CONFIG, env=env).start()
+    (delivery,) = wait_until(lambda: daemon.children())
+    os.kill(delivery, signal.SIGSTOP)  # (usually before it has bound its control socket)
+    tap = subprocess.Popen([sys.executable, "-m", "connector", "tap", "-c", str(daemon.config_path),
+                            "--component", "jebbit_segment"], stdout=subprocess.PIPE, text=True, env=daemon.env)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(tap.stdout), daemon=True)
+    reader.start()
+    try:
+        time.sleep(1.5)
+        os.kill(delivery, signal.SIGCONT)
+        n = 0
+        while len(seen) < 2:
+            assert post(daemon, n).status_code == 200
+            n += 1
+            time.sleep(0.1)
+            assert n < 100, "the tap never got the mapper's messages"
+        assert all(json.loads(line)["component"] == "jebbit_segment" for line in seen)
+        assert daemon.stop() == 0
+    finally:
+        if Path(f"/proc/{delivery}").exists():
+            os.kill(delivery, signal.SIGCONT)
+        if tap.poll() is None:
+            tap.kill()
+        tap.wait()
+        reader.join(5)
+        tap.stdout.close()

@@ -82,28 +82,33 @@ def test_metrics_count_what_was_received_delivered_and_rejected(daemon_factory, 
 
 def test_tap_shows_messages_while_the_file_sink_gets_them_all(daemon_factory, tmp_path):
     config = CONFIG.split("[sinks.picky]")[0]
-    daemon = daemon_factory(config).start()
+    daemon = daemon_factory(config).start()  # the tap may start before the delivery process listens
     tap = subprocess.Popen([sys.executable, "-m", "connector", "tap", "-c", str(daemon.config_path),
                             "--component", "archive"], stdout=subprocess.PIPE, text=True)
     seen: list[dict] = []
     reader = threading.Thread(target=lambda: seen.extend(json.loads(line) for line in tap.stdout), daemon=True)
     reader.start()
-    warm = 0
-    while not seen:  # wait until the tap is connected
-        daemon.post("/in", json.dumps({"warm": warm}), AUTH)
-        warm += 1
-        time.sleep(0.1)
-        assert warm < 100
-    for i in range(100):
-        daemon.post("/in", json.dumps({"n": i}), AUTH)
-    wait_until(lambda: {e["data"].get("n") for e in seen} >= set(range(100)))
-    assert all(e["component"] == "archive" and e["id"].startswith("events-") for e in seen)
-    out = tmp_path / "out" / "events.ndjson"
-    wait_until(lambda: len(out.read_text().splitlines()) == warm + 100)
-    assert daemon.stop() == 0
-    assert tap.wait(10) == 0, "the tap ends when the daemon stops"
-    reader.join(5)
-    tap.stdout.close()
+    try:
+        warm = 0
+        while not seen:  # wait until the tap is connected
+            daemon.post("/in", json.dumps({"warm": warm}), AUTH)
+            warm += 1
+            time.sleep(0.1)
+            assert warm < 100
+        for i in range(100):
+            daemon.post("/in", json.dumps({"n": i}), AUTH)
+        wait_until(lambda: {e["data"].get("n") for e in seen} >= set(range(100)))
+        assert all(e["component"] == "archive" and e["id"].startswith("events-") for e in seen)
+        out = tmp_path / "out" / "events.ndjson"
+        wait_until(lambda: len(out.read_text().splitlines()) == warm + 100)
+        assert daemon.stop() == 0
+        assert tap.wait(10) == 0, "the tap ends when the daemon stops"
+    finally:
+        if tap.poll() is None:
+            tap.kill()
+            tap.wait()
+        reader.join(5)
+        tap.stdout.close()
 
 
 def test_status_and_tap_refuse_non_loopback_clients():
