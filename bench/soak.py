@@ -34,7 +34,7 @@ def sample(pid: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--delay-ms", type=int, default=12, help="per connection; ~half capacity here")
+    parser.add_argument("--delay-ms", type=int, default=6, help="per connection; ~half capacity here")
     parser.add_argument("--one-process", action="store_true",
                         help="delivery_process = false (the default runs the sinks in a second process)")
     args = parser.parse_args()
