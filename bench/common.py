@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from connector.testing import DaemonProcess, free_port
+from connector.testing import DaemonProcess, child_pids, free_port
 
 BENCH = Path(__file__).parent
 
@@ -67,7 +67,7 @@ def peak_rss_mib(pid: int) -> float:
 
 def family(pid: int) -> list[int]:
     """``pid`` and its children."""
-    return [pid] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
+    return [pid, *child_pids(pid)]
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -75,13 +75,6 @@ def _status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError):
-        return -1
 
 
 def metric(base_url: str, name: str) -> float:

@@ -39,6 +39,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def child_pids(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (Linux: read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # it ended meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 class DaemonProcess:
     """``connector run`` in a subprocess, on ``config`` written to ``directory/connector.toml``.
 
@@ -107,16 +121,7 @@ class DaemonProcess:
     def children(self) -> list[int]:
         """The pids of the daemon's child processes (its delivery process, when it runs one)."""
         assert self.process is not None
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
-                    found.append(int(entry.name))
-        return found
+        return child_pids(self.process.pid)
 
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in (self.stderr_path,) if p.exists())

@@ -84,10 +84,11 @@ class SqliteBufferConfig(BufferConfig, tag="sqlite"):
 class _Batch:
     """Records that will share one transaction; every appender in it waits on ``done``."""
 
-    __slots__ = ("records", "checkpoints", "done", "error", "queued")
+    __slots__ = ("records", "size", "checkpoints", "done", "error", "queued")
 
     def __init__(self) -> None:
         self.records: list[NewRecord] = []
+        self.size = 0  # bytes of the records' bodies
         self.checkpoints: dict[str, bytes] = {}
         self.done = anyio.Event()
         self.error: BaseException | None = None
@@ -216,6 +217,7 @@ class SqliteBuffer(Buffer):
         with self._batch_lock:
             batch = self._open_batch
             batch.records.extend(records)
+            batch.size += size
             if checkpoint is not None:
                 batch.checkpoints[checkpoint[0]] = checkpoint[1]
             first, batch.queued = not batch.queued, True
@@ -255,7 +257,7 @@ class SqliteBuffer(Buffer):
                    error: BaseException | None) -> None:
         """On the loop, in commit order: account for the batch and wake its appenders."""
         if error is None:
-            self.stored_bytes += sum(len(row[3]) for row in rows)
+            self.stored_bytes += batch.size
             if rows and self._cursors:  # no sink reads in this process (a delivery process does): no tail
                 self._remember(rows, last_seq)
             self.commits += 1
