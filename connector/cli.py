@@ -14,7 +14,7 @@ import msgspec
 from . import logging as connector_logging
 from .config import Config, load_config, secret_fields
 from .errors import ConnectorError
-from .graph import build_graph, check_graph
+from .graph import build_graph, check_graph, config_warnings
 from .plugins import load_registry
 
 DEFAULT_CONFIG = "connector.toml"
@@ -106,6 +106,8 @@ def _check(args: argparse.Namespace) -> int:
               "run production with replicas = 3")
     print(f"server: http://{config.server.host}:{config.server.port}")
     print(f"sinks run in: {'a second process (delivery_process)' if config.delivery_process else 'the main process'}")
+    for warning in config_warnings(config):
+        print(f"warning: {warning}")
     for component in config.components():
         print(f"{component.kind} {component.name} ({component.plugin}): {_describe(component.config)}")
     return 0

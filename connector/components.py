@@ -16,7 +16,7 @@ import abc
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import anyio.abc
 import msgspec
@@ -76,8 +76,13 @@ class MapperConfig(ComponentConfig):
 
 
 class SinkConfig(ComponentConfig):
-    """Config of a sink type; ``inputs`` name mappers (or sources, for raw records)."""
+    """Config of a sink type; ``inputs`` name mappers (or sources, for raw records).
 
+    ``takes_raw_records = False`` on a sink type whose destination needs mapped messages:
+    ``connector check`` then warns when a source is wired straight to it.
+    """
+
+    takes_raw_records: ClassVar[bool] = True
     inputs: list[str]
 
     @abc.abstractmethod
@@ -134,7 +139,12 @@ class Mapper(abc.ABC):
 
     @abc.abstractmethod
     def map(self, record: Record) -> Sequence[Any]:
-        """Return the messages for ``record``; raise ``RecordRejected`` to dead-letter it."""
+        """Return the messages for ``record``; raise ``RecordRejected`` to dead-letter it.
+
+        Return no messages only for a filter the user configured: the record is then
+        acknowledged and counted in ``connector_filtered_records``. A record the mapper cannot
+        make sense of (an unknown event type, a missing user) is a ``RecordRejected``, never [].
+        """
 
 
 class Sink(abc.ABC):

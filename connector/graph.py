@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .components import BuildContext, Mapper, PollingSource, Sink, Source, WebhookSource, logger
-from .config import Config
+from .config import Config, secret_fields
 from .errors import ConfigError
 from .pipeline import Route
 
 RESERVED_PATHS = ("/healthz", "/readyz", "/metrics")
+MIN_SECRET_LENGTH = 16
 
 
 def check_graph(config: Config) -> None:
@@ -21,6 +22,28 @@ def check_graph(config: Config) -> None:
         _check_inputs(config, "mappers", mapper.name, mapper.inputs, allowed=config.sources)
     for sink in config.sinks.values():
         _check_inputs(config, "sinks", sink.name, sink.inputs, allowed={**config.sources, **config.mappers})
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What ``connector check`` warns about: a valid config that will not do what was meant."""
+    warnings = []
+    for sink in config.sinks.values():
+        if getattr(sink.config, "takes_raw_records", True):
+            continue
+        for item in sink.inputs:
+            if item in config.sources:
+                warnings.append(f"sinks.{sink.name} reads source {item!r} directly: a {sink.config.type_name()} "
+                                "sink needs mapped messages, so every raw record would be dead-lettered; "
+                                "put a mapper between them")
+    for component in config.components():
+        for name in secret_fields(type(component.config)):
+            value = getattr(component.config, name)
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, str) and item and len(item) < MIN_SECRET_LENGTH:
+                    warnings.append(f"{component.kind}s.{component.name}.{name} is shorter than "
+                                    f"{MIN_SECRET_LENGTH} characters: easy to guess, and logs only "
+                                    "redact it where it stands alone")
+    return warnings
 
 
 def _check_inputs(config: Config, section: str, name: str, inputs: list[str], allowed: dict) -> None:

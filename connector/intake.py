@@ -25,6 +25,7 @@ class Intake:
         self.buffer = buffer
         self.taps = taps
         self.stopping = False
+        self.paused: dict[str, str] = {}  # polling sources that cannot fetch, with the reason
         self._received: dict[str, Any] = {}
 
     async def store(self, source: str, records: Sequence[Any], checkpoint: bytes | None = None) -> None:

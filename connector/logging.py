@@ -1,11 +1,14 @@
 """Logging with structlog: JSON lines when stdout is not a terminal, console when it is.
 
-Every configured secret value is replaced by ``***`` in every log line, wherever it appears.
+Every configured secret value is replaced by ``***`` in every log line. A secret of 16
+characters or more is masked wherever it appears; a shorter one only where it stands alone (not
+inside a longer word), so that a one-letter secret does not turn ``SIGTERM`` into ``***IGTERM``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -13,22 +16,24 @@ from typing import Any
 import structlog
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+MASKED_ANYWHERE = 16  # secrets at least this long are masked even inside other text
 
 
 class RedactSecrets:
     """A structlog processor that masks the given secret values in every string field."""
 
     def __init__(self, secrets: Iterable[str]):
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = ordered
+        self.pattern = re.compile("|".join(
+            re.escape(s) if len(s) >= MASKED_ANYWHERE else rf"(?<!\w){re.escape(s)}(?!\w)" for s in ordered
+        )) if ordered else None
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-        if self.secrets:
+        if self.pattern is not None:
             for key, value in event.items():
-                if isinstance(value, str):
-                    for secret in self.secrets:
-                        if secret in value:
-                            value = value.replace(secret, "***")
-                    event[key] = value
+                if isinstance(value, str) and any(secret in value for secret in self.secrets):
+                    event[key] = self.pattern.sub("***", value)
         return event
 
 

@@ -29,9 +29,13 @@ TEST_DELIVERIES = Counter("connector_test_deliveries", "Vendor test deliveries a
                           ["source"], registry=REGISTRY)
 DEAD_LETTERS = Counter("connector_dead_letters", "Records dead-lettered, by sink and reason kind.",
                        ["sink", "reason"], registry=REGISTRY)
+FILTERED = Counter("connector_filtered_records", "Records a mapper dropped on purpose (a filter the user "
+                   "configured), by mapper and sink.", ["mapper", "sink"], registry=REGISTRY)
 TAP_DROPPED = Counter("connector_tap_dropped_lines", "Tapped lines dropped for a slow tap client.",
                       registry=REGISTRY)
 SINK_PAUSED = Gauge("connector_sink_paused", "1 while a sink is paused.", ["sink"], registry=REGISTRY)
+SOURCE_PAUSED = Gauge("connector_source_paused", "1 while a polling source cannot fetch (a refused key).",
+                      ["source"], registry=REGISTRY)
 BUFFER_COMMITS = Counter("connector_buffer_commits", "Transactions that stored appended records.",
                          registry=REGISTRY)
 ACK_SECONDS = Histogram("connector_ack_seconds", "Webhook request in to 2xx out.",

@@ -208,6 +208,9 @@ class SinkPipeline:
             except Exception as exc:  # a mapper bug on one record must not stop the sink
                 await self._reject(record, route.name, f"mapper failed: {exc!r}", "mapper_failed")
                 return []
+            if not messages:  # a filter the user configured (require_opt_in, ignore_events...)
+                metrics.FILTERED.labels(route.name, self.name).inc()
+                continue
             mapped = [Envelope(ids.message_id(record.id, route.name, index), message, record, index)
                       for index, message in enumerate(messages)]
             if self.taps.active and route.name in self.tapped_mappers:

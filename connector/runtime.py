@@ -80,6 +80,7 @@ class Daemon:
             problems.update({sink: state["paused"] for sink, state in sinks.items() if state["paused"]})
         else:
             problems.update({p.name: p.acks.paused_reason for p in self.pipelines if p.acks.paused_reason})
+        problems.update(self.intake.paused)
         if self.intake.stopping:
             problems["daemon"] = "shutting down"
         return problems

@@ -197,12 +197,15 @@ class FakeSegment(ThreadedServer):
     for a 429 with Retry-After, or ``"timeout"`` (answer after ``slow_seconds``, recording
     nothing). ``chaos(rate, seconds)`` fails that share of requests at random, for that long. ``poison`` makes any batch holding that text answer 400, as Segment does for an
     invalid message. ``batches`` and ``messages`` hold what was accepted; ``violations`` lists
-    any batch over 500 KB or 2,500 messages, or message over 32 KB.
+    any batch over 500 KB or 2,500 messages, and any message over 32 KB or without what Segment
+    requires (a known type, its type's field, a userId or anonymousId, a messageId).
     """
 
     MAX_BATCH_BYTES = 500 * 1000
     MAX_BATCH_MESSAGES = 2500
     MAX_MESSAGE_BYTES = 32 * 1000
+    REQUIRED_BY_TYPE = {"identify": None, "track": "event", "page": None, "screen": None, "group": "groupId",
+                        "alias": "previousId"}
 
     def __init__(self, write_key: str = "test-write-key", port: int | None = None):
         super().__init__(self._app, port)
@@ -271,8 +274,7 @@ class FakeSegment(ThreadedServer):
         if len(batch) > self.MAX_BATCH_MESSAGES:
             self.violations.append(f"batch of {len(batch)} messages")
         for message in batch:
-            if len(msgspec.json.encode(message)) > self.MAX_MESSAGE_BYTES:
-                self.violations.append(f"message {message.get('messageId')} over 32 KB")
+            self.violations.extend(self._check(message))
         if self.poison is not None and self.poison.encode() in body:
             return 400, {"error": "invalid message"}, []
         if action == "timeout":
@@ -280,6 +282,25 @@ class FakeSegment(ThreadedServer):
         self.batches.append(payload)
         self.messages.extend(batch)
         return 200, {"success": True}, []
+
+
+    def _check(self, message: Any) -> list[str]:
+        """What Segment's Tracking API documents as required of a message, that it lacks."""
+        if not isinstance(message, dict):
+            return [f"a message that is not an object: {message!r:.80}"]
+        where = f"message {message.get('messageId')}"
+        problems = []
+        if len(msgspec.json.encode(message)) > self.MAX_MESSAGE_BYTES:
+            problems.append(f"{where} over 32 KB")
+        if message.get("type") not in self.REQUIRED_BY_TYPE:
+            problems.append(f"{where} has type {message.get('type')!r}")
+        elif (field := self.REQUIRED_BY_TYPE[message["type"]]) and not message.get(field):
+            problems.append(f"{where} ({message['type']}) has no {field}")
+        if not message.get("userId") and not message.get("anonymousId"):
+            problems.append(f"{where} has neither userId nor anonymousId")
+        if not message.get("messageId"):
+            problems.append("a message without messageId")
+        return problems
 
 
 class ResettingProxy:

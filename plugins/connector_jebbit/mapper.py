@@ -1,14 +1,18 @@
 """The ``jebbit_to_segment`` mapper: an ``identify`` and a "Survey Completed" ``track`` per experience.
 
 As Jebbit's own Segment source does: ``userId`` is the hex SHA-256 of the trimmed, lowercased
-email; both messages carry it in ``context.externalIds``; ``timestamp`` is the experience date.
+email (or the email as it came when Jebbit's ``hash_pii`` already sent its SHA-256); both
+messages carry it in ``context.externalIds``; ``timestamp`` is the experience date.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 from typing import Any
+
+import msgspec
 
 import connector
 from connector import RecordRejected
@@ -16,10 +20,17 @@ from connector import RecordRejected
 from .schema import STANDARD_FIELDS, experience_decoder
 
 TRUE_VALUES = frozenset({"true", "yes", "1", "y", "on"})
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class JebbitToSegmentConfig(connector.MapperConfig, tag="jebbit_to_segment"):
-    """``type = "jebbit_to_segment"``; the ``*_field`` settings name the Jebbit data fields used."""
+    """``type = "jebbit_to_segment"``; the ``*_field`` settings name the Jebbit data fields used.
+
+    ``require_opt_in``: drop (and count) experiences whose opt-in is not true. ``hash_pii``:
+    leave the plain email out of traits. ``experience_date_format``: a ``strptime`` format for
+    dates that are neither ``YYYY-MM-DD HH:MM:SS`` nor ISO 8601 (taken as UTC unless it has
+    ``%z``).
+    """
 
     event: str = "Survey Completed"
     require_opt_in: bool = False
@@ -31,7 +42,10 @@ class JebbitToSegmentConfig(connector.MapperConfig, tag="jebbit_to_segment"):
     campaign_name_field: str = "campaign_name"
     session_id_field: str = "session_id"
     channel_field: str = "channel"
+    client_user_id_field: str = "client_user_id"
+    url_param_field: str = "url_param"
     experience_date_field: str = "experience_date"
+    experience_date_format: str | None = None
 
     def build(self, ctx: connector.BuildContext) -> connector.Mapper:
         return JebbitToSegment(self)
@@ -45,38 +59,44 @@ class JebbitToSegment(connector.Mapper):
         c = config
         self.standard = STANDARD_FIELDS | {
             c.email_field, c.opt_in_field, c.outcome_field, c.campaign_id_field, c.campaign_name_field,
-            c.session_id_field, c.channel_field, c.experience_date_field,
+            c.session_id_field, c.channel_field, c.client_user_id_field, c.url_param_field,
+            c.experience_date_field,
         }
         self.survey_fields = (("surveyId", c.campaign_id_field), ("surveySessionId", c.session_id_field),
                               ("surveyTitle", c.campaign_name_field), ("trafficSource", c.channel_field),
-                              ("outcome", c.outcome_field))
+                              ("outcome", c.outcome_field), ("client_user_id", c.client_user_id_field),
+                              ("url_param", c.url_param_field))
 
     def map(self, record: connector.Record) -> list[dict[str, Any]]:
         c = self.config
-        data = experience_decoder.decode(record.body).data
+        try:
+            data = experience_decoder.decode(record.body).data
+        except msgspec.ValidationError as exc:
+            raise RecordRejected(f"not a Jebbit experience (expected {{\"data\": {{...}}, \"event\": ...}}): {exc}") from None
         email = data.get(c.email_field)
         if not isinstance(email, str) or not email.strip():
             raise RecordRejected(f"the experience has no {c.email_field}: Segment needs a userId")
-        opt_in = data.get(c.opt_in_field)
-        if c.require_opt_in and str(opt_in).strip().lower() not in TRUE_VALUES:
+        if c.require_opt_in and str(data.get(c.opt_in_field)).strip().lower() not in TRUE_VALUES:
             return []
-        user_id = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+        email = email.strip()
+        hashed = SHA256_HEX.fullmatch(email) is not None  # Jebbit's hash_pii: the email is its hash
+        user_id = email.lower() if hashed else hashlib.sha256(email.lower().encode()).hexdigest()
         attributes = {k: v for k, v in data.items() if k not in self.standard}
         common: dict[str, Any] = {
             "context": {"externalIds": [{"collection": "users", "encoding": "none", "id": user_id,
                                          "type": "emailSha256Hash"}]},
             "userId": user_id,
         }
-        timestamp = _timestamp(data.get(c.experience_date_field), c.experience_date_field)
+        timestamp = self._timestamp(data.get(c.experience_date_field))
         if timestamp is not None:
             common["timestamp"] = timestamp
 
-        traits: dict[str, Any] = {} if c.hash_pii else {"email": email.strip()}
-        traits["emailSha256Hash"] = user_id
+        traits: dict[str, Any] = {} if c.hash_pii or hashed else {"email": email}
         for trait, field in (("opt_in", c.opt_in_field), ("outcome", c.outcome_field)):
             if data.get(field) is not None:
                 traits[trait] = data[field]
         traits.update(attributes)
+        traits["emailSha256Hash"] = user_id  # computed: a mapped attribute of that name never wins
 
         properties: dict[str, Any] = {"questions": attributes}
         for prop, field in self.survey_fields:
@@ -86,15 +106,27 @@ class JebbitToSegment(connector.Mapper):
         track = {**common, "type": "track", "event": c.event, "properties": properties}
         return [identify, track]
 
-
-def _timestamp(value: Any, field: str) -> str | None:
-    """``YYYY-MM-DD HH:MM:SS`` (UTC) as ISO 8601 with milliseconds and ``Z``."""
-    if value is None or value == "":
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(str(value).strip())
-    except ValueError:
-        raise RecordRejected(f"{field} {value!r} is not a date (expected YYYY-MM-DD HH:MM:SS, UTC)") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="milliseconds") + "Z"
+    def _timestamp(self, value: Any) -> str | None:
+        """The experience date as ISO 8601 UTC with milliseconds and ``Z``; None when absent."""
+        if value is None or value == "":
+            return None
+        c = self.config
+        text = str(value).strip()
+        moment = None
+        if c.experience_date_format is not None:
+            try:
+                moment = datetime.datetime.strptime(text, c.experience_date_format)
+            except ValueError:
+                pass
+        if moment is None:
+            try:
+                moment = datetime.datetime.fromisoformat(text)
+            except ValueError:
+                setting = (f"experience_date_format {c.experience_date_format!r} does not read it either"
+                           if c.experience_date_format is not None else
+                           "set experience_date_format (strptime, e.g. \"%m/%d/%Y %H:%M\") to read it")
+                raise RecordRejected(f"{c.experience_date_field} {value!r} is not a date: expected "
+                                     f"YYYY-MM-DD HH:MM:SS (UTC) or ISO 8601; {setting}") from None
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+        return moment.isoformat(timespec="milliseconds") + "Z"

@@ -1,12 +1,15 @@
-"""Jebbit's webhook payload as msgspec Structs: an array of experiences (or a single one)."""
+"""Jebbit's webhook payload: a JSON array of experiences (or one), each ``{"data": {...}, "event": {...}}``.
+
+An item may arrive as a JSON string holding the experience (Jebbit's test delivery does this).
+Items are stored whole, with every key Jebbit sends (``uids`` when the integration includes
+them); the mapper reads them through ``Experience``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import msgspec
-
-AttributeValue = str | int | float | bool | list[str] | None
 
 STANDARD_FIELDS = frozenset({
     "email", "opt_in", "outcome", "url_param", "campaign_name", "campaign_id", "session_id",
@@ -15,14 +18,32 @@ STANDARD_FIELDS = frozenset({
 
 
 class Experience(msgspec.Struct, frozen=True):
-    """One completed experience: ``data`` holds the standard fields and the mapped attributes."""
+    """One completed experience: ``data`` holds the standard fields and the mapped attributes
+    (any JSON value); other keys are kept in the stored record and not read here."""
 
-    data: dict[str, AttributeValue]
-    event: dict[str, Any] = {}
+    data: dict[str, Any]
+    event: Any = None
 
 
-# Jebbit's test delivery shows each experience as a JSON string inside the array: accept both.
-Delivery = list[Experience | str] | Experience
-
-delivery_decoder = msgspec.json.Decoder(Delivery)
+body_decoder = msgspec.json.Decoder()
 experience_decoder = msgspec.json.Decoder(Experience)
+
+
+def delivery_items(body: bytes) -> list[Any]:
+    """The items of a delivery, each as it will be stored: a JSON string that holds a JSON object
+    is that object; anything else is kept as sent, for the mapper to dead-letter with the reason.
+
+    Raises ``msgspec.DecodeError`` (or ``UnicodeDecodeError``) when the body is not JSON.
+    """
+    value = body_decoder.decode(body)
+    items = value if isinstance(value, list) else [value]
+    return [_unwrap(item) for item in items]
+
+
+def _unwrap(item: Any) -> Any:
+    if isinstance(item, str) and item.lstrip().startswith("{"):
+        try:
+            return body_decoder.decode(item)
+        except msgspec.DecodeError:
+            return item
+    return item

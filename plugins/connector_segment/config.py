@@ -25,6 +25,8 @@ class SegmentSinkConfig(connector.SinkConfig, tag="segment"):
     ``max_retry_duration`` (seconds) is set, after which the messages are dead-lettered.
     """
 
+    takes_raw_records = False  # raw records have no Segment type or user: they are dead-lettered
+
     write_key: connector.Secret
     region: Literal["us", "eu"] = "us"
     endpoint: str | None = None

@@ -14,22 +14,50 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
 
+# What Segment's Tracking API requires beside a user: a message without it is answered 200 and
+# then discarded, so it is dead-lettered before sending instead.
+REQUIRED_BY_TYPE = {"identify": None, "track": "event", "page": None, "screen": None, "group": "groupId",
+                    "alias": "previousId"}
+
+
 class NotAMessage(Exception):
     """The payload cannot be a Segment message."""
 
 
 def encode_message(envelope: connector.Envelope) -> bytes:
-    """The message as JSON, with the envelope's deterministic id as ``messageId``."""
+    """The message as JSON, with the envelope's deterministic id as ``messageId``.
+
+    ``NotAMessage`` (the reason names the field) for what Segment would accept and discard.
+    """
     payload = envelope.payload
     if isinstance(payload, msgspec.Raw):
         payload = _decoder.decode(payload)
     if not isinstance(payload, dict):
         raise NotAMessage(f"a Segment message must be a JSON object, got {type(payload).__name__}")
+    check_message(payload)
     context = payload.get("context")
     message = dict(payload)
     message["context"] = {**context, "library": LIBRARY} if isinstance(context, dict) else {"library": LIBRARY}
     message["messageId"] = envelope.id
     return _encoder.encode(message)
+
+
+def check_message(message: dict) -> None:
+    """Raise ``NotAMessage`` unless ``message`` has a known ``type``, a user and its type's field."""
+    kind = message.get("type")
+    if kind not in REQUIRED_BY_TYPE:
+        known = ", ".join(REQUIRED_BY_TYPE)
+        raise NotAMessage(f"the message has no Segment type (type={kind!r}; expected one of {known}); "
+                          "a source wired straight to the segment sink sends raw records: put a mapper between")
+    if not _present(message.get("userId")) and not _present(message.get("anonymousId")):
+        raise NotAMessage(f"the {kind} message has neither userId nor anonymousId: Segment would discard it")
+    field = REQUIRED_BY_TYPE[kind]
+    if field is not None and not _present(message.get(field)):
+        raise NotAMessage(f"the {kind} message has no {field}: Segment would discard it")
+
+
+def _present(value: object) -> bool:
+    return value is not None and value != "" and not isinstance(value, (dict, list, bool))
 
 
 def batch_body(messages: list[bytes]) -> bytes:

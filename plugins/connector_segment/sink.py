@@ -1,7 +1,8 @@
 """The ``segment`` sink: batches to ``POST /v1/batch``, several in flight, retried until answered.
 
-Only batches Segment answered 2xx are acknowledged. 429 holds the whole sink for Retry-After;
-408, 5xx, timeouts and connection errors back off with full jitter; 400 (or 413) on a batch is
+Only batches Segment answered 2xx are acknowledged. A ``Retry-After`` on 429, 408 or 5xx holds
+the whole sink that long (0 or a past date: the sink's own backoff); without one, these,
+timeouts and connection errors back off with full jitter; 400 (or 413) on a batch is
 bisected until the refused messages are found, and only those are dead-lettered; 401/403 (or
 another 4xx: a wrong endpoint) pauses the sink, keeps everything and probes again with backoff.
 """
@@ -9,10 +10,8 @@ another 4xx: a wrong endpoint) pauses the sink, keeps everything and probes agai
 from __future__ import annotations
 
 import base64
-import email.utils
 import enum
 import gzip
-import random
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ import httpx
 
 import connector
 from connector import metrics
+from connector.backoff import full_jitter, retry_after_seconds
 
 from .config import MAX_MESSAGE_BYTES, SegmentSinkConfig
 from .messages import BATCH_OVERHEAD, LIBRARY, NotAMessage, batch_body, encode_message
@@ -202,29 +202,13 @@ class SegmentSink(connector.Sink):
         detail = f"HTTP {status}: {response.text[:200]}"
         if status in (400, 413):
             return Outcome.REFUSED, detail, None
-        if status == 429:
-            return Outcome.RETRY, detail, self._retry_after(response)
-        if status == 408 or status >= 500:
-            return Outcome.RETRY, detail, None
+        if status == 429 or status == 408 or status >= 500:
+            return Outcome.RETRY, detail, retry_after_seconds(response.headers.get("retry-after"),
+                                                              self.config.retry_after_max_seconds)
         return Outcome.PAUSE, f"HTTP {status}", None
 
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        value = response.headers.get("retry-after", "").strip()
-        seconds: float | None = None
-        if value.replace(".", "", 1).isdigit():
-            seconds = float(value)
-        elif value:
-            try:
-                seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-            except (TypeError, ValueError):
-                seconds = None
-        if seconds is None:
-            return None
-        return min(max(seconds, 0.0), self.config.retry_after_max_seconds)
-
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.config.retry_max_seconds, self.config.retry_initial_seconds * 2 ** min(attempt, 30))
-        return random.uniform(0, ceiling)
+        return full_jitter(attempt, self.config.retry_initial_seconds, self.config.retry_max_seconds)
 
     async def _wait_for_hold(self) -> None:
         wait = self._hold_until - time.monotonic()

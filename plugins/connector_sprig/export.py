@@ -4,12 +4,15 @@ Each poll covers a window of time, ``start`` (inclusive) to ``end`` (exclusive),
 milliseconds, paged with Sprig's opaque ``cursor``. The window and the cursor of the next page
 are checkpointed in the buffer in the same transaction as the page's records, so a restart
 resumes at the next page: no page is skipped or stored twice. The next window starts where the
-last one ended. 429 (honouring Retry-After), 5xx and network errors back off exponentially.
+last one ended.
+
+Sprig's answers: 404 means the window holds no responses (it is moved past); 401/403 (a refused
+key) and 400 pause the source, so ``/readyz`` names it, and it asks again with backoff until
+the key works; 429, 5xx, timeouts and network errors back off, honouring ``Retry-After``.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Annotated, Any
 
@@ -18,14 +21,17 @@ import httpx
 import msgspec
 
 import connector
+from connector.backoff import full_jitter, retry_after_seconds
+
+RETRY_INITIAL_SECONDS = 0.5
 
 
 class SprigExportConfig(connector.SourceConfig, tag="sprig_export"):
     """``type = "sprig_export"``.
 
     ``api_key``: a Sprig API key. ``start``: epoch ms where the first run begins (default: the
-    moment it first runs, i.e. only new responses). ``items_field`` and ``cursor_field`` name the
-    page's list of responses and its next-page cursor.
+    moment it first runs, i.e. only new responses). ``with_snapshots`` asks Sprig for each
+    response's visitor snapshot, which fills the track's ``attributes`` and ``triggeringEvent``.
     """
 
     api_key: connector.Secret
@@ -33,10 +39,9 @@ class SprigExportConfig(connector.SourceConfig, tag="sprig_export"):
     poll_interval: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1000
     start: int | None = None
+    with_snapshots: bool = True
     timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
-    items_field: str = "data"
-    cursor_field: str = "cursor"
 
     def build(self, ctx: connector.BuildContext) -> connector.Source:
         return SprigExport(self, ctx.log)
@@ -50,12 +55,24 @@ class Window(msgspec.Struct, frozen=True):
     cursor: str | None = None
 
 
-class PageError(Exception):
-    """A page could not be fetched; ``retry_after`` when the API said how long to wait."""
+class Page(msgspec.Struct):
+    """One answer of ``GET /v1/responses``: rows, and the cursor of the next page (if any)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    data: list[Any] = []
+    cursor: str | None = None
+
+
+class PageError(Exception):
+    """A page could not be fetched. ``retry_after``: how long the API asked to wait;
+    ``refused``: the request itself is refused (key, parameters), not a passing failure."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, refused: bool = False):
         super().__init__(reason)
         self.retry_after = retry_after
+        self.refused = refused
+
+
+_page_decoder = msgspec.json.Decoder(Page)
 
 
 class SprigExport(connector.PollingSource):
@@ -74,52 +91,60 @@ class SprigExport(connector.PollingSource):
             while True:
                 if window.end is None:
                     window = Window(window.start, _now_ms())
-                items, cursor = await self._fetch_with_retries(client, window)
+                page = await self._fetch_with_retries(client, ctx, window)
+                rows = page.data if page is not None else []
+                cursor = page.cursor if page is not None and rows else None
                 following = Window(window.start, window.end, cursor) if cursor else Window(window.end)  # type: ignore[arg-type]
-                await ctx.append(items, checkpoint=msgspec.json.encode(following))
+                await ctx.append(rows, checkpoint=msgspec.json.encode(following))
                 window = following
                 if cursor is None:
                     await anyio.sleep(self.config.poll_interval)
 
-    async def _fetch_with_retries(self, client: httpx.AsyncClient, window: Window) -> tuple[list[Any], str | None]:
+    async def _fetch_with_retries(self, client: httpx.AsyncClient, ctx: connector.SourceContext,
+                                  window: Window) -> Page | None:
+        """The window's next page; None when Sprig has no responses in it (404)."""
         attempt = 0
         while True:
             try:
-                return await self._fetch(client, window)
+                page = await self._fetch(client, window)
             except PageError as exc:
+                if exc.refused:
+                    ctx.pause(f"Sprig refused the export request ({exc}); check api_key")
                 delay = exc.retry_after
                 if delay is None:
-                    delay = random.uniform(0, min(self.config.retry_max_seconds, 0.5 * 2 ** min(attempt, 20)))
+                    delay = full_jitter(attempt, RETRY_INITIAL_SECONDS, self.config.retry_max_seconds)
                 self.log.warning("sprig export retrying", reason=str(exc), attempt=attempt + 1,
                                  delay_seconds=round(delay, 3))
                 attempt += 1
                 await anyio.sleep(delay)
+                continue
+            ctx.resume()
+            return page
 
-    async def _fetch(self, client: httpx.AsyncClient, window: Window) -> tuple[list[Any], str | None]:
+    async def _fetch(self, client: httpx.AsyncClient, window: Window) -> Page | None:
         params: dict[str, Any] = {"start": window.start, "end": window.end, "limit": self.config.limit}
         if window.cursor:
             params["cursor"] = window.cursor
+        if self.config.with_snapshots:
+            params["with_snapshots"] = "true"
         try:
             response = await client.get(self.url, params=params)
         except httpx.TimeoutException:
             raise PageError("timeout") from None
         except httpx.TransportError as exc:
             raise PageError(f"connection error ({type(exc).__name__})") from None
-        if response.status_code == 429:
-            value = response.headers.get("retry-after", "")
-            retry_after = min(float(value), self.config.retry_max_seconds) if value.replace(".", "", 1).isdigit() else None
-            raise PageError("HTTP 429", retry_after)
-        if response.status_code != 200:
-            raise PageError(f"HTTP {response.status_code}: {response.text[:200]}")
+        status = response.status_code
+        if status == 404:  # Sprig: "could not find responses matching this query"
+            return None
+        if status in (400, 401, 403):
+            raise PageError(f"HTTP {status}: {response.text[:200]}", refused=True)
+        if status != 200:
+            wait = retry_after_seconds(response.headers.get("retry-after"), self.config.retry_max_seconds)
+            raise PageError(f"HTTP {status}: {response.text[:200]}", wait)
         try:
-            page = msgspec.json.decode(response.content)
-            items = page[self.config.items_field]
-            cursor = page.get(self.config.cursor_field)
-        except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
-            raise PageError(f"unexpected page (expected an object with {self.config.items_field!r})") from None
-        if not isinstance(items, list):
-            raise PageError(f"unexpected page: {self.config.items_field!r} is not a list")
-        return items, cursor or None
+            return _page_decoder.decode(response.content)
+        except msgspec.DecodeError as exc:  # also ValidationError
+            raise PageError(f"unexpected page (expected {{\"cursor\": ..., \"data\": [...]}}): {exc}") from None
 
 
 def _now_ms() -> int:

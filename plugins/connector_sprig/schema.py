@@ -1,6 +1,8 @@
-"""Sprig's response events as msgspec Structs (the fields of an "answer submitted" webhook).
+"""Sprig's records as msgspec Structs: a webhook event, or a row of the ``/v1/responses`` export.
 
-Records keep every field Sprig sends; the Struct checks the types of the fields we use.
+Records are stored whole, with every field Sprig sends; ``SprigRecord`` reads the fields the
+mapper uses from either shape (the export names the question ``questionText``, the user
+``externalUserId`` and the visitor ``visitorUuid``, with the legacy integer ``visitorId``).
 """
 
 from __future__ import annotations
@@ -11,44 +13,48 @@ from typing import Any
 import msgspec
 
 
-class SprigEvent(msgspec.Struct, frozen=True):
-    """One Sprig event: an answer (question and response), or a study with ``responses``."""
+class VisitorSnapshot(msgspec.Struct, frozen=True):
+    """What ``with_snapshots=true`` adds to an export row: the visitor at delivery time."""
+
+    attributes: dict[str, Any] | None = None
+    triggeringEvent: str | None = None
+
+
+class SprigRecord(msgspec.Struct, frozen=True):
+    """One stored Sprig record: a webhook event (``eventType`` set) or an exported response."""
 
     eventType: str | None = None
-    id: int | str | None = None
-    environmentId: str | None = None
-    createdAt: str | int | float | None = None
+    createdAt: Any = None
     responseGroupUid: str | None = None
     response: Any = None
-    surveyId: int | str | None = None
+    surveyId: Any = None
     surveyName: str | None = None
     question: str | None = None
+    questionText: str | None = None
     questionType: str | None = None
-    visitorId: int | str | None = None
-    userId: int | str | None = None
+    visitorId: Any = None
+    visitorUuid: str | None = None
+    userId: Any = None
+    externalUserId: Any = None
     email: str | None = None
     attributes: dict[str, Any] | None = None
     triggeringEvent: str | None = None
-    responses: list[dict[str, Any]] | None = None
+    visitorSnapshot: VisitorSnapshot | None = None
 
 
-event_decoder = msgspec.json.Decoder(SprigEvent)
-body_decoder = msgspec.json.Decoder(dict[str, Any] | list[dict[str, Any]])
+record_decoder = msgspec.json.Decoder(SprigRecord)
+body_decoder = msgspec.json.Decoder()
 
 ANSWER_SUBMITTED = "answersubmitted"
-STUDY_SUBMITTED = "studysubmitted"
 TEST = "test"
 
 
-def event_kind(event: SprigEvent) -> str:
-    """The event type, normalized (``ANSWER_SUBMITTED``, ``answer.submitted`` -> ``answersubmitted``).
-
-    An event without ``eventType`` that carries a question or responses is an answer submitted.
-    """
-    if event.eventType:
-        return normalize(event.eventType)
-    return STUDY_SUBMITTED if event.responses is not None else ANSWER_SUBMITTED
-
-
 def normalize(event_type: str) -> str:
+    """An event type without case or separators: ``ANSWER_SUBMITTED``, ``answer submitted`` ->
+    ``answersubmitted``."""
     return re.sub(r"[^a-z0-9]", "", event_type.lower())
+
+
+def is_test(item: Any) -> bool:
+    """Sprig's "Test Webhook" delivery (``"eventType": "TEST"``)."""
+    return isinstance(item, dict) and isinstance(item.get("eventType"), str) and normalize(item["eventType"]) == TEST

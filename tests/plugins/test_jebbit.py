@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,8 +18,9 @@ from connector import HTTPError, Record, RecordRejected, WebhookRequest
 from connector.ids import canonical, record_id
 from connector.testing import wait_until
 from connector_jebbit.mapper import JebbitToSegment, JebbitToSegmentConfig
+from connector_jebbit.schema import delivery_items
 from connector_jebbit.signature import sign
-from connector_jebbit.source import JebbitSource, decode
+from connector_jebbit.source import JebbitSource
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "jebbit"
 SECRET = "Qq6niUmvrO320lYbBGKha6cdy22Bz8BVBd"
@@ -38,12 +40,18 @@ shared_secret = ["old-secret-being-rotated-out", "${JEBBIT_SHARED_SECRET}"]
 type = "jebbit_to_segment"
 inputs = ["jebbit"]
 
-[sinks.archive]
-type = "file"
+[sinks.segment]
+type = "segment"
 inputs = ["jebbit_segment"]
-path = "out/messages.ndjson"
+write_key = "test-write-key"
+endpoint = "${SEGMENT_ENDPOINT}"
+flush_interval = 0.05
+
+[sinks.raw]
+type = "file"
+inputs = ["jebbit"]
+path = "out/raw.ndjson"
 """
-ENV = {"JEBBIT_SHARED_SECRET": SECRET}
 
 
 def fixture(name: str):
@@ -54,111 +62,120 @@ def signed(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str
     return {"x-jebbit-signature": sign(secret, body, at)}
 
 
-def messages(path: Path) -> list[dict]:
+def lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def as_sent(message: dict) -> dict:
+    """A message as the mapper made it: without what the Segment sink stamps on it."""
+    message = {k: v for k, v in message.items() if k != "messageId"}
+    context = {k: v for k, v in message["context"].items() if k != "library"}
+    return {**message, "context": context} if context else {k: v for k, v in message.items() if k != "context"}
 
 
 def experience(i: int, **data) -> dict:
     return {"data": {"email": f"user{i}@example.com", "session_id": f"s{i}", **data}, "event": {}}
 
 
+def dead_letters(daemon) -> str:
+    return subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(daemon.config_path)],
+                          capture_output=True, text=True, env=daemon.env).stdout
+
+
 @pytest.fixture
-def daemon(daemon_factory):
-    return daemon_factory(CONFIG, env=ENV).start()
+def daemon(daemon_factory, fake_segment):
+    return daemon_factory(CONFIG, env={"JEBBIT_SHARED_SECRET": SECRET, "SEGMENT_ENDPOINT": fake_segment.url}).start()
 
 
-def test_signed_delivery_becomes_the_documented_identify_and_track(daemon, tmp_path):
+def test_signed_delivery_becomes_the_documented_identify_and_track(daemon, fake_segment, tmp_path):
     body = json.dumps(fixture("webhook.json")).encode()
     response = daemon.post("/webhooks/jebbit", body, signed(body))
     assert response.status_code == 200 and response.json() == {"accepted": 1}
-    out = tmp_path / "out" / "messages.ndjson"
-    identify, track = wait_until(lambda: len(messages(out)) == 2 and messages(out))
-    assert identify == fixture("identify.json")
-    assert track == fixture("track.json")
+    identify, track = wait_until(lambda: len(fake_segment.messages) == 2 and fake_segment.messages)
+    assert as_sent(identify) == fixture("identify.json")
+    assert as_sent(track) == fixture("track.json")
+    assert identify["context"]["library"]["name"] == "connector"
+    assert wait_until(lambda: lines(tmp_path / "out" / "raw.ndjson")) == fixture("webhook.json")
+    assert fake_segment.violations == []
     assert daemon.stop() == 0
 
 
-@pytest.mark.parametrize("case", ["wrong secret", "no header", "malformed header", "stale", "future",
-                                  "tampered body"])
-def test_bad_signatures_get_401_and_nothing_is_stored(daemon, tmp_path, case):
-    body = json.dumps([experience(1)]).encode()
-    now = int(time.time())
-    headers = {
-        "wrong secret": signed(body, "not-the-secret"),
-        "no header": {},
-        "malformed header": {"x-jebbit-signature": "v1=abc"},
-        "stale": signed(body, at=now - 301),
-        "future": signed(body, at=now + 301),
-        "tampered body": signed(body),
-    }[case]
-    sent = body.replace(b"user1", b"user2") if case == "tampered body" else body
-    response = daemon.post("/webhooks/jebbit", sent, headers)
-    assert response.status_code == 401
-    assert response.json()["error"] == "unauthorized" and response.json()["detail"]
-    assert SECRET not in response.text
-    good = json.dumps([experience(9)]).encode()
-    assert daemon.post("/webhooks/jebbit", good, signed(good)).status_code == 200
-    out = tmp_path / "out" / "messages.ndjson"
-    wait_until(lambda: len(messages(out)) >= 2)
-    assert daemon.stop() == 0
-    assert {m["traits"]["email"] for m in messages(out) if m["type"] == "identify"} == {"user9@example.com"}
-
-
-def test_malformed_json_and_wrong_shape_get_400(daemon):
-    for body, error, detail in [(b'[{"data": ', "malformed JSON", ""),
-                                (b'[{"data": {"email": {"x": 1}}}]', "invalid experience", "at `$[0].data"),
-                                (b'[{"event": {}}]', "invalid experience", "data")]:
-        response = daemon.post("/webhooks/jebbit", body, signed(body))
-        assert response.status_code == 400, response.text
-        assert response.json()["error"] == error
-        assert detail in response.json()["detail"]
-    assert daemon.stop() == 0
-
-
-def test_test_delivery_is_acknowledged_and_not_forwarded(daemon, tmp_path):
-    test_body = json.dumps(["{\"data\":{\"email\":\"test@example.com\",\"test_attribute\":\"attribute_value\","
-                            "\"opt_in\":\"true\",\"outcome\":\"example_outcome\"},\"event\":{\"event_number\":0}}"]).encode()
-    response = daemon.post("/webhooks/jebbit", test_body, {**signed(test_body), "x-jebbit-test": "true"})
-    assert response.status_code == 200 and response.json()["forwarded"] is False
-    real = json.dumps([experience(5)]).encode()
-    daemon.post("/webhooks/jebbit", real, signed(real))
-    out = tmp_path / "out" / "messages.ndjson"
-    wait_until(lambda: len(messages(out)) == 2)
-    assert "test@example.com" not in out.read_text()
+def test_the_documented_test_delivery_is_acknowledged_and_an_ordinary_one_like_it_is_forwarded(daemon, fake_segment):
+    body = json.dumps(fixture("test_delivery.json")).encode()
+    response = daemon.post("/webhooks/jebbit", body, {**signed(body), "x-jebbit-test": "true"})
+    assert response.status_code == 200 and response.json() == {"accepted": 0, "forwarded": False}
     assert 'connector_test_deliveries_total{source="jebbit"} 1.0' in daemon.get("/metrics").text
+    # the same shape without the test header (Jebbit's backfills and retries) is an ordinary delivery
+    assert daemon.post("/webhooks/jebbit", body, signed(body)).json() == {"accepted": 1}
+    identify, track = wait_until(lambda: len(fake_segment.messages) == 2 and fake_segment.messages)
+    assert identify["traits"] == {"email": "test@example.com", "emailSha256Hash": identify["userId"], "opt_in": "true",
+                                  "outcome": "example_outcome", "test_attribute": "attribute_value",
+                                  "test_sata_attribute": ["option 1", "option 4"]}
+    assert track["properties"]["questions"] == {"test_attribute": "attribute_value",
+                                                "test_sata_attribute": ["option 1", "option 4"]}
     assert daemon.stop() == 0
 
 
-def test_an_experience_without_email_is_dead_lettered(daemon, tmp_path):
-    body = json.dumps([{"data": {"session_id": "x"}}, experience(2)]).encode()
-    assert daemon.post("/webhooks/jebbit", body, signed(body)).json() == {"accepted": 2}
-    out = tmp_path / "out" / "messages.ndjson"
-    wait_until(lambda: len(messages(out)) == 2)
-
-    def dlq_list() -> str:
-        return subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(daemon.config_path)],
-                              capture_output=True, text=True, env=daemon.env).stdout
-
-    listing = wait_until(dlq_list)
+def test_a_malformed_item_is_stored_and_dead_lettered_without_costing_its_siblings(daemon, fake_segment, tmp_path):
+    good = {**experience(1, profile={"tier": "gold", "scores": [1, "a", None]}), "uids": {"jebbit_uid": "u-1"}}
+    items = [good, "not an experience", {"event": {}}, 42, {"data": {"email": {"x": 1}}}, experience(2)]
+    body = json.dumps(items).encode()
+    response = daemon.post("/webhooks/jebbit", body, signed(body))
+    assert response.status_code == 200 and response.json() == {"accepted": 6}
+    wait_until(lambda: len(fake_segment.messages) == 4)
+    users = {m["traits"]["email"] for m in fake_segment.messages if m["type"] == "identify"}
+    assert users == {"user1@example.com", "user2@example.com"}
+    identify = next(m for m in fake_segment.messages if m["type"] == "identify" and m["traits"]["email"].startswith("user1"))
+    assert identify["traits"]["profile"] == {"tier": "gold", "scores": [1, "a", None]}
+    raw = wait_until(lambda: len(lines(tmp_path / "out" / "raw.ndjson")) == 6 and lines(tmp_path / "out" / "raw.ndjson"))
+    assert raw[0] == good  # every top-level key kept, uids included
+    listing = wait_until(lambda: dead_letters(daemon).count("jebbit_segment") >= 4 and dead_letters(daemon))
+    assert listing.count("not a Jebbit experience") == 3
     assert "the experience has no email: Segment needs a userId" in listing
     assert daemon.stop() == 0
 
 
-def test_jebbit_send_posts_a_sample_that_is_accepted(daemon, tmp_path):
+def test_bad_signatures_get_401_malformed_json_400_and_nothing_is_stored(daemon, fake_segment):
+    body = json.dumps([experience(1)]).encode()
+    now = int(time.time())
+    cases = {
+        "wrong secret": (body, signed(body, "not-the-secret")),
+        "no header": (body, {}),
+        "malformed header": (body, {"x-jebbit-signature": "v1=abc"}),
+        "stale": (body, signed(body, at=now - 301)),
+        "future": (body, signed(body, at=now + 301)),
+        "tampered body": (body.replace(b"user1", b"user2"), signed(body)),
+    }
+    for case, (sent, headers) in cases.items():
+        response = daemon.post("/webhooks/jebbit", sent, headers)
+        assert response.status_code == 401, case
+        assert response.json()["error"] == "unauthorized" and response.json()["detail"]
+        assert SECRET not in response.text
+    for bad in (b'[{"data": ', b"\xff\xfe"):
+        response = daemon.post("/webhooks/jebbit", bad, signed(bad))
+        assert response.status_code == 400 and response.json()["error"] == "malformed JSON"
+    good = json.dumps([experience(9)]).encode()
+    assert daemon.post("/webhooks/jebbit", good, signed(good)).status_code == 200
+    wait_until(lambda: len(fake_segment.messages) >= 2)
+    assert daemon.stop() == 0
+    assert {m["traits"]["email"] for m in fake_segment.messages if m["type"] == "identify"} == {"user9@example.com"}
+
+
+def test_jebbit_send_posts_a_sample_that_is_accepted(daemon, fake_segment):
     result = subprocess.run([sys.executable, "-m", "connector_jebbit.send", "--url",
                              daemon.base_url + "/webhooks/jebbit", "--secret", SECRET],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('200 {"accepted":1}')
-    wait_until(lambda: len(messages(tmp_path / "out" / "messages.ndjson")) == 2)
+    wait_until(lambda: len(fake_segment.messages) == 2)
     assert daemon.stop() == 0
 
 
 # Unit level: the source and mapper without the daemon ---------------------------------------
 
 
-def to_record(exp: dict) -> Record:
-    body = canonical(msgspec.convert(exp, decode.__globals__["Experience"]))
+def to_record(item) -> Record:
+    body = canonical(item)
     return Record(1, record_id("jebbit", body), "jebbit", 0.0, body)
 
 
@@ -167,15 +184,16 @@ def mapper(**options) -> JebbitToSegment:
 
 
 def test_single_object_and_stringified_items_are_accepted():
-    single = json.dumps(experience(1)).encode()
-    assert len(decode(single)) == 1
-    assert len(decode(json.dumps([json.dumps(experience(1)), experience(2)]).encode())) == 2
+    assert delivery_items(json.dumps(experience(1)).encode()) == [experience(1)]
+    assert delivery_items(json.dumps([json.dumps(experience(1)), experience(2), "{oops"]).encode()) == [
+        experience(1), experience(2), "{oops"]
 
 
 def test_sender_retry_with_other_formatting_gets_the_same_record_id():
     compact = json.dumps(experience(1), separators=(",", ":")).encode()
     spaced = json.dumps(experience(1), indent=4, sort_keys=True).encode()
-    ids = {record_id("jebbit", canonical(e)) for body in (compact, spaced) for e in decode(body)}
+    stringified = json.dumps([json.dumps(experience(1))]).encode()
+    ids = {record_id("jebbit", canonical(e)) for body in (compact, spaced, stringified) for e in delivery_items(body)}
     assert len(ids) == 1
 
 
@@ -189,17 +207,43 @@ def test_require_opt_in_skips_others_and_hash_pii_drops_the_email():
     assert track["properties"]["questions"] == {"color": "red"} and track["properties"]["outcome"] == "o"
 
 
+def test_an_email_jebbit_already_hashed_is_taken_as_the_hash():
+    digest = hashlib.sha256(b"jane.doe@example.com").hexdigest()
+    identify, track = mapper().map(to_record(experience(1, email=digest.upper())))
+    assert identify["userId"] == track["userId"] == digest
+    assert identify["context"]["externalIds"][0]["id"] == digest
+    assert "email" not in identify["traits"] and identify["traits"]["emailSha256Hash"] == digest
+
+
+def test_computed_fields_win_and_client_user_id_and_url_param_are_track_properties():
+    identify, track = mapper().map(to_record(experience(
+        1, emailSha256Hash="forged", client_user_id="cu-7", url_param="utm_source=mail")))
+    assert identify["traits"]["emailSha256Hash"] == identify["userId"] != "forged"
+    assert track["properties"]["client_user_id"] == "cu-7"
+    assert track["properties"]["url_param"] == "utm_source=mail"
+    assert "client_user_id" not in track["properties"]["questions"]
+
+
 def test_configurable_source_fields():
     exp = {"data": {"mail": " Jane@Example.com ", "quiz": "q1", "when": "2024-01-02 03:04:05"}}
     identify, track = mapper(email_field="mail", campaign_id_field="quiz", experience_date_field="when").map(to_record(exp))
     assert identify["traits"]["email"] == "Jane@Example.com"
-    assert identify["userId"] == __import__("hashlib").sha256(b"jane@example.com").hexdigest()
+    assert identify["userId"] == hashlib.sha256(b"jane@example.com").hexdigest()
     assert track["properties"]["surveyId"] == "q1" and track["timestamp"] == "2024-01-02T03:04:05.000Z"
 
 
-def test_a_bad_experience_date_is_rejected_with_the_reason():
-    with pytest.raises(RecordRejected, match="experience_date 'yesterday' is not a date"):
+def test_experience_dates_in_iso_8601_and_in_a_configured_format():
+    assert mapper().map(to_record(experience(1, experience_date="2024-01-02T03:04:05+02:00")))[0]["timestamp"] == \
+        "2024-01-02T01:04:05.000Z"
+    us = mapper(experience_date_format="%m/%d/%Y %H:%M")
+    assert us.map(to_record(experience(1, experience_date="01/02/2024 03:04")))[0]["timestamp"] == "2024-01-02T03:04:00.000Z"
+
+
+def test_a_bad_experience_date_is_rejected_naming_the_value_and_the_setting():
+    with pytest.raises(RecordRejected, match="experience_date 'yesterday' is not a date.*experience_date_format"):
         mapper().map(to_record(experience(1, experience_date="yesterday")))
+    with pytest.raises(RecordRejected, match="experience_date_format '%d.%m.%Y' does not read it"):
+        mapper(experience_date_format="%d.%m.%Y").map(to_record(experience(1, experience_date="yesterday")))
 
 
 values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -211,27 +255,29 @@ values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allo
 @given(st.one_of(st.binary(max_size=200), values.map(lambda v: json.dumps(v).encode()),
                  st.lists(st.fixed_dictionaries({"data": st.dictionaries(st.text(max_size=10), values, max_size=5)}),
                           max_size=3).map(lambda v: json.dumps(v).encode())))
-def test_decoder_raises_only_its_own_validation_error(body):
+def test_a_signed_body_is_refused_only_when_it_is_not_json(body):
     source = JebbitSource("/j", [b"k"], 300)
     request = WebhookRequest({"x-jebbit-signature": sign("k", body)}, body)
     try:
         accepted = source.accept(request)
     except HTTPError as exc:
-        assert exc.status == 400
+        assert exc.status == 400 and exc.error == "malformed JSON"
+        with pytest.raises((msgspec.DecodeError, UnicodeDecodeError)):
+            msgspec.json.decode(body)
     else:
-        assert all(hasattr(e, "data") for e in accepted.records)
-
-
-scalar = st.none() | st.booleans() | st.integers() | st.text() | st.lists(st.text(), max_size=2)
+        for item in accepted.records:
+            canonical(item)  # every item can be stored
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["email", "opt_in", "outcome", "campaign_id", "experience_date", "x"]) | st.text(max_size=6),
-                       scalar, max_size=8), st.booleans(), st.booleans())
-def test_mapper_never_emits_a_message_without_user_id(data, require_opt_in, hash_pii):
+@given(st.one_of(values, st.fixed_dictionaries({"data": st.dictionaries(
+    st.sampled_from(["email", "opt_in", "outcome", "campaign_id", "experience_date", "x"]) | st.text(max_size=6),
+    values, max_size=8)})), st.booleans(), st.booleans())
+def test_mapper_emits_messages_with_a_user_or_rejects_with_a_reason(item, require_opt_in, hash_pii):
     try:
-        out = mapper(require_opt_in=require_opt_in, hash_pii=hash_pii).map(to_record({"data": data}))
-    except RecordRejected:
+        out = mapper(require_opt_in=require_opt_in, hash_pii=hash_pii).map(to_record(item))
+    except RecordRejected as exc:
+        assert exc.reason
         return
     for message in out:
         assert isinstance(message["userId"], str) and len(message["userId"]) == 64

@@ -1,19 +1,28 @@
-"""Sprig: webhooks to the running daemon, the Segment track field by field, the export poller."""
+"""Sprig: documented webhooks and export pages through the running daemon, to a fake Segment."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from connector import Record, RecordRejected
+from connector.ids import canonical, record_id
 from connector.testing import wait_until
+from connector_sprig.mapper import SprigToSegment
 from support.fake_sprig import FakeSprigAPI
 
-SECRET = "sprig-api-secret"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "sprig"
+SECRET = "sprig-api-secret-0123456789"
+AUTH = {"authorization": f"Bearer {SECRET}"}
+EVENT = "SDK - Submitted - Survey Response"
+SPRIG = {"integration": {"name": "sprig"}}
 WEBHOOK = """
 [server]
 port = {port}
@@ -21,103 +30,113 @@ port = {port}
 [sources.sprig]
 type = "sprig"
 api_secret = "${SPRIG_WEBHOOK_SECRET}"
-events = ["study seen"]
 
 [mappers.sprig_segment]
 type = "sprig_to_segment"
 inputs = ["sprig"]
+ignore_events = ["Study seen"]
 
-[sinks.archive]
-type = "file"
+[sinks.segment]
+type = "segment"
 inputs = ["sprig_segment"]
-path = "out/messages.ndjson"
+write_key = "test-write-key"
+endpoint = "${SEGMENT_ENDPOINT}"
+flush_interval = 0.05
+
+[sinks.raw]
+type = "file"
+inputs = ["sprig"]
+path = "out/raw.ndjson"
 """
-AUTH = {"authorization": f"Bearer {SECRET}"}
 
 
-def answer(i: int = 1, **overrides) -> dict:
-    """An "answer submitted" webhook body with every field Sprig documents."""
-    return {
-        "id": 1000 + i, "environmentId": "env-prod-1", "createdAt": "2026-11-20T10:00:00.000Z",
-        "responseGroupUid": f"rg-{i}", "response": "Very satisfied", "surveyId": 4242,
-        "surveyName": "Onboarding NPS", "question": "How satisfied are you?", "questionType": "likert",
-        "visitorId": f"visitor-{i}", "userId": f"user-{i}", "email": f"user{i}@example.com",
-        "attributes": {"plan": "pro", "role": "admin"}, "triggeringEvent": "checkout_completed",
-        **overrides,
-    }
+def fixture(name: str):
+    return json.loads((FIXTURES / name).read_text())
 
 
-def messages(path) -> list[dict]:
+def lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def as_sent(message: dict) -> dict:
+    """A message as the mapper made it: without what the Segment sink stamps on it."""
+    context = {k: v for k, v in message["context"].items() if k != "library"}
+    return {**{k: v for k, v in message.items() if k != "messageId"}, "context": context}
+
+
+def dead_letters(daemon) -> str:
+    return subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(daemon.config_path)],
+                          capture_output=True, text=True, env=daemon.env).stdout
+
+
 @pytest.fixture
-def daemon(daemon_factory, plugin_env):
-    return daemon_factory(WEBHOOK, env={"SPRIG_WEBHOOK_SECRET": SECRET, **plugin_env}).start()
+def daemon(daemon_factory, fake_segment):
+    env = {"SPRIG_WEBHOOK_SECRET": SECRET, "SEGMENT_ENDPOINT": fake_segment.url}
+    return daemon_factory(WEBHOOK, env=env).start()
 
 
-def test_answer_submitted_becomes_the_sprig_streams_track(daemon, tmp_path):
-    assert daemon.post("/webhooks/sprig", json.dumps(answer()), AUTH).json() == {"accepted": 1}
-    out = tmp_path / "out" / "messages.ndjson"
-    (track,) = wait_until(lambda: messages(out))
-    assert track == {
-        "type": "track",
-        "event": "SDK - Submitted - Survey Response",
-        "userId": "user-1",
+def test_answer_submitted_becomes_the_sprig_streams_track(daemon, fake_segment):
+    assert daemon.post("/webhooks/sprig", json.dumps(fixture("webhook_answer_submitted.json")), AUTH).json() == {"accepted": 1}
+    (track,) = wait_until(lambda: fake_segment.messages)
+    assert as_sent(track) == {
+        "type": "track", "event": EVENT, "userId": "2603", "context": SPRIG,
         "properties": {
-            "surveyName": "Onboarding NPS", "surveyId": 4242, "createdAt": "2026-11-20T10:00:00.000Z",
-            "question": "How satisfied are you?", "questionType": "likert", "visitorId": "visitor-1",
-            "responseGroupId": "rg-1", "response": "Very satisfied", "email": "user1@example.com",
-            "attributes": {"plan": "pro", "role": "admin"}, "triggeringEvent": "checkout_completed",
+            "surveyName": "Onboarding NPS", "surveyId": 1, "createdAt": "2026-11-20T10:00:00.000Z",
+            "question": "What options did you prefer?", "questionType": "MULTIPLECHOICE",
+            "visitorId": "ba050493-0292-4099-9262-8e18c7406e81",
+            "responseGroupId": "9fa86a17-82b1-423a-979a-30ee35ada562", "response": "Option 2",
+            "email": "jane.doe@example.com", "attributes": {"plan": "pro", "role": "admin"},
+            "triggeringEvent": "checkout_completed",
         },
-        "context": {"integration": {"name": "sprig"}},
     }
+    assert fake_segment.violations == []
     assert daemon.stop() == 0
 
 
-def test_wrong_or_missing_bearer_gets_401_and_nothing_is_stored(daemon, tmp_path):
+def test_every_documented_event_type_is_stored_and_none_vanishes(daemon, fake_segment, tmp_path):
+    response = daemon.post("/webhooks/sprig", json.dumps(fixture("webhook_test.json")), AUTH)
+    assert response.status_code == 200 and response.json() == {"accepted": 0, "forwarded": False}
+    others = ["study_submitted", "study_sent", "study_seen", "theme_identified", "study_status_changed"]
+    for name in others:
+        assert daemon.post("/webhooks/sprig", json.dumps(fixture(f"webhook_{name}.json")), AUTH).json() == {"accepted": 1}
+    raw = wait_until(lambda: len(lines(tmp_path / "out" / "raw.ndjson")) == 5 and lines(tmp_path / "out" / "raw.ndjson"))
+    assert raw == [fixture(f"webhook_{name}.json") for name in others]  # stored whole
+    listing = wait_until(lambda: dead_letters(daemon).count("is not an answer") == 4 and dead_letters(daemon))
+    for event_type in ("STUDY_SUBMITTED", "STUDY_SENT", "THEME_IDENTIFIED", "STUDY_STATUS_CHANGED"):
+        assert f"Sprig event type '{event_type}' is not an answer" in listing
+    assert "STUDY_SEEN" not in listing  # ignore_events: dropped on purpose, and counted
+    metrics = daemon.get("/metrics").text
+    assert 'connector_filtered_records_total{mapper="sprig_segment",sink="segment"} 1.0' in metrics
+    assert fake_segment.messages == []
+    assert daemon.stop() == 0
+
+
+def test_wrong_or_missing_bearer_gets_401_and_nothing_is_stored(daemon, fake_segment):
+    body = json.dumps(fixture("webhook_answer_submitted.json"))
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": SECRET}):
-        response = daemon.post("/webhooks/sprig", json.dumps(answer(2)), headers)
+        response = daemon.post("/webhooks/sprig", body, headers)
         assert response.status_code == 401 and response.json()["error"] == "unauthorized"
         assert SECRET not in response.text
-    daemon.post("/webhooks/sprig", json.dumps(answer(3)), AUTH)
-    out = tmp_path / "out" / "messages.ndjson"
-    wait_until(lambda: messages(out))
-    assert daemon.stop() == 0
-    assert [m["userId"] for m in messages(out)] == ["user-3"]
-
-
-def test_test_event_and_unlisted_event_types_are_acknowledged_not_forwarded(daemon, tmp_path):
-    test_event = {"id": 1, "environmentId": "abc123", "surveyId": 1, "surveyName": "TEST_SURVEY", "eventType": "TEST"}
-    response = daemon.post("/webhooks/sprig", json.dumps(test_event), AUTH)
-    assert response.status_code == 200 and response.json()["forwarded"] is False
-    assert daemon.post("/webhooks/sprig", json.dumps(answer(4, eventType="study sent")), AUTH).json() == {"accepted": 0}
-    assert daemon.post("/webhooks/sprig", json.dumps(answer(5, eventType="STUDY_SEEN")), AUTH).json() == {"accepted": 1}
-    assert daemon.post("/webhooks/sprig", json.dumps(answer(6, eventType="answer.submitted")), AUTH).json() == {"accepted": 1}
-    out = tmp_path / "out" / "messages.ndjson"
-    wait_until(lambda: len(messages(out)) == 2)
-    assert daemon.stop() == 0
-    assert sorted(m["userId"] for m in messages(out)) == ["user-5", "user-6"]
-
-
-def test_anonymous_responses_are_dead_lettered_with_the_reason(daemon, tmp_path):
-    daemon.post("/webhooks/sprig", json.dumps([answer(7, userId=None), answer(8)]), AUTH)
-    wait_until(lambda: messages(tmp_path / "out" / "messages.ndjson"))
-
-    def listing() -> str:
-        return subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(daemon.config_path)],
-                              capture_output=True, text=True, env=daemon.env).stdout
-
-    assert "Segment needs a userId: the Sprig visitor is anonymous" in wait_until(listing)
+    assert daemon.post("/webhooks/sprig", b"{not json", AUTH).status_code == 400
+    time.sleep(0.5)
+    assert fake_segment.messages == []
     assert daemon.stop() == 0
 
 
-def test_a_wrongly_typed_field_is_400_naming_it(daemon):
-    response = daemon.post("/webhooks/sprig", json.dumps(answer(9, attributes="not an object")), AUTH)
-    assert response.status_code == 400
-    assert "$.attributes" in response.json()["detail"]
+def test_anonymous_and_unreadable_answers_are_stored_and_dead_lettered_with_the_reason(daemon, fake_segment):
+    answer = fixture("webhook_answer_submitted.json")
+    batch = [{**answer, "userId": None, "id": 1}, {**answer, "attributes": "not an object", "id": 2},
+             {**answer, "question": None, "response": None, "id": 3}, answer]
+    assert daemon.post("/webhooks/sprig", json.dumps(batch), AUTH).json() == {"accepted": 4}
+    wait_until(lambda: fake_segment.messages)
+    listing = wait_until(lambda: dead_letters(daemon).count("sprig_segment") == 3 and dead_letters(daemon))
+    assert "Segment needs a userId: the Sprig visitor is anonymous" in listing
+    assert "$.attributes" in listing
+    assert "neither a question nor a response" in listing
     assert daemon.stop() == 0
 
+
+# The export poller ---------------------------------------------------------------------------
 
 EXPORT = """
 [server]
@@ -125,9 +144,9 @@ port = {port}
 
 [sources.sprig_api]
 type = "sprig_export"
-api_key = "sprig-key"
+api_key = "sprig-export-key-0123"
 base_url = "%s"
-start = 1000
+start = 1577836800000
 limit = 100
 poll_interval = 0.2
 
@@ -138,9 +157,68 @@ inputs = ["sprig_api"]
 [sinks.segment]
 type = "segment"
 inputs = ["sprig_segment"]
-write_key = "k"
-endpoint = "http://127.0.0.1:9"
+write_key = "test-write-key"
+endpoint = "%s"
+flush_interval = 0.05
 """
+KEY = "sprig-export-key-0123"
+
+
+@pytest.fixture
+def sprig_api():
+    api = FakeSprigAPI(fixture("responses_page.json")["data"] + fixture("responses_with_snapshots.json")["data"],
+                       api_key=KEY).start()
+    yield api
+    api.stop()
+
+
+def test_exported_responses_become_tracks_and_later_ones_arrive_after_empty_windows(daemon_factory, fake_segment, sprig_api):
+    daemon = daemon_factory(EXPORT % (sprig_api.url, fake_segment.url)).start()
+    tracks = wait_until(lambda: len(fake_segment.messages) == 3 and fake_segment.messages)
+    by_question_type = {m["properties"]["questionType"]: as_sent(m) for m in tracks}
+    assert by_question_type["MULTIPLECHOICE"] == {
+        "type": "track", "event": EVENT, "userId": "2603", "context": SPRIG,
+        "properties": {
+            "surveyName": None, "surveyId": 1, "createdAt": "2022-07-27T21:12:10.875Z",
+            "question": "What options did you prefer?", "questionType": "MULTIPLECHOICE",
+            "visitorId": "ba050493-0292-4099-9262-8e18c7406e81", "oldVisitorId": 0,
+            "responseGroupId": "b96b109f-040c-412a-9ca4-4d694ccaec90", "response": "Option 2",
+            "email": None, "attributes": None, "triggeringEvent": None,
+        },
+    }
+    snapshot = by_question_type["NPS"]["properties"]
+    assert snapshot["attributes"] == {"plan": "pro"} and snapshot["triggeringEvent"] == "event"
+    assert snapshot["question"] == "How likely are you to recommend Luke Test to a friend or colleague?"
+    assert all(q["with_snapshots"] == "true" for *_, q in sprig_api.log)
+    # the four documented rows without a user (null, missing, '') are dead letters, not silence
+    assert wait_until(lambda: dead_letters(daemon).count("the Sprig visitor is anonymous") == 4)
+    # empty windows answer 404: the poller moves past them, and a response created later arrives
+    wait_until(lambda: sum(1 for *_, status, _ in sprig_api.log if status == 404) >= 2)
+    later = {**fixture("responses_page.json")["data"][0], "responseGroupUid": "later-group",
+             "createdAt": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    sprig_api.add([later])
+    wait_until(lambda: len(fake_segment.messages) == 4)
+    assert fake_segment.messages[-1]["properties"]["responseGroupId"] == "later-group"
+    assert fake_segment.violations == []
+    assert daemon.stop() == 0
+
+
+def test_a_refused_key_makes_the_daemon_unready_naming_the_source_until_it_works(daemon_factory, fake_segment, sprig_api):
+    sprig_api.api_key = "another-key"
+    daemon = daemon_factory(EXPORT % (sprig_api.url, fake_segment.url)).start()
+    ready = wait_until(lambda: (r := daemon.get("/readyz")).status_code == 503 and "sprig_api" in r.json()["problems"] and r)
+    assert "Sprig refused the export request (HTTP 403" in ready.json()["problems"]["sprig_api"]
+    assert KEY not in ready.text
+    sprig_api.api_key = KEY
+    wait_until(lambda: daemon.get("/readyz").status_code == 200, timeout=20)
+    wait_until(lambda: len(fake_segment.messages) == 3)
+    assert daemon.stop() == 0
+
+
+def export_row(i: int) -> dict:
+    moment = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(milliseconds=i)
+    return {**fixture("responses_page.json")["data"][0], "responseGroupUid": f"rg-{i}",
+            "createdAt": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
 
 
 def stored(db) -> list[dict]:
@@ -151,12 +229,11 @@ def stored(db) -> list[dict]:
 
 
 def test_export_poller_survives_sigkill_without_skipping_or_repeating_a_page(daemon_factory, tmp_path):
-    responses = [answer(i, createdAt=1000 + i) for i in range(2500)]
-    api = FakeSprigAPI(responses).start()
+    api = FakeSprigAPI([export_row(i) for i in range(2500)], api_key=KEY).start()
     api.page_delay = 0.05
     api.script.extend([503, (429, 0.3)])
     try:
-        config = EXPORT % api.url
+        config = EXPORT % (api.url, "http://127.0.0.1:9")
         db = tmp_path / "data" / "connector.db"
         first = daemon_factory(config).start()
         wait_until(lambda: len(stored(db)) >= 1000, timeout=60)
@@ -166,9 +243,32 @@ def test_export_poller_survives_sigkill_without_skipping_or_repeating_a_page(dae
         daemon_factory(config).start()
         wait_until(lambda: len(stored(db)) >= 2500, timeout=60)
         time.sleep(1)  # further polls find nothing new
-        rows = stored(db)
-        keys = [(r["responseGroupUid"], r["question"]) for r in rows]
-        assert len(keys) == 2500 and len(set(keys)) == 2500
-        assert [s for *_, s in api.log[:2]] == [503, 429]
+        groups = [r["responseGroupUid"] for r in stored(db)]
+        assert len(groups) == 2500 and len(set(groups)) == 2500
+        assert [s for *_, s, _ in api.log[:2]] == [503, 429]
     finally:
         api.stop()
+
+
+# The mapper, without the daemon ---------------------------------------------------------------
+
+
+def mapped(item, ignored=()):
+    body = canonical(item)
+    return SprigToSegment(EVENT, set(ignored)).map(Record(1, record_id("sprig", body), "sprig", 0.0, body))
+
+
+def test_event_types_are_compared_without_case_or_separators():
+    answer = fixture("webhook_answer_submitted.json")
+    for spelling in ("answer.submitted", "Answer submitted", "answerSubmitted"):
+        assert mapped({**answer, "eventType": spelling})[0]["userId"] == "2603"
+    assert mapped(fixture("webhook_study_seen.json"), ignored={"studyseen"}) == []
+    with pytest.raises(RecordRejected, match="'STUDY_SEEN' is not an answer; list it in ignore_events"):
+        mapped(fixture("webhook_study_seen.json"))
+
+
+def test_records_that_are_no_sprig_answer_are_rejected_with_a_reason():
+    for item, reason in [([1, 2], "not a Sprig event or response"), ({"surveyId": 1}, "no eventType and no question"),
+                         ({**export_row(1), "externalUserId": ""}, "anonymous")]:
+        with pytest.raises(RecordRejected, match=reason):
+            mapped(item)
