@@ -45,7 +45,7 @@ def encode_message(envelope: connector.Envelope) -> bytes:
 def check_message(message: dict) -> None:
     """Raise ``NotAMessage`` unless ``message`` has a known ``type``, a user and its type's field."""
     kind = message.get("type")
-    if kind not in REQUIRED_BY_TYPE:
+    if not isinstance(kind, str) or kind not in REQUIRED_BY_TYPE:
         known = ", ".join(REQUIRED_BY_TYPE)
         raise NotAMessage(f"the message has no Segment type (type={kind!r}; expected one of {known}); "
                           "a source wired straight to the segment sink sends raw records: put a mapper between")

@@ -123,6 +123,9 @@ class SegmentSink(connector.Sink):
         except NotAMessage as exc:
             await acks.dead_letter(envelope, str(exc))
             return None
+        except (TypeError, ValueError, OverflowError) as exc:  # what msgspec cannot encode
+            await acks.dead_letter(envelope, f"cannot encode the message as JSON: {exc}")
+            return None
         if len(message) > MAX_MESSAGE_BYTES:
             await acks.dead_letter(envelope, f"message is {len(message)} bytes; Segment takes at most "
                                              f"{MAX_MESSAGE_BYTES} bytes a message")

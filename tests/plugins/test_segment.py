@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import msgspec
 import pytest
@@ -200,3 +202,44 @@ def test_max_retry_duration_dead_letters_after_it(daemon_factory, fake_segment):
     assert "gave up after" in listing and "over 1.0 s: HTTP 503" in listing
     assert fake_segment.messages == []
     assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize("retry_after", ["0", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_a_retry_after_of_zero_or_in_the_past_uses_the_sinks_own_backoff(daemon_factory, fake_segment, retry_after):
+    fake_segment.script.extend([(429, retry_after)] * 1000)
+    daemon = daemon_factory(CONFIG, env=env(fake_segment)).start()
+    post_all(daemon, [track(1)])
+    wait_until(lambda: fake_segment.requests)
+    time.sleep(2.0)
+    attempts = len(fake_segment.requests)
+    # backoff from 0.05 s doubling to 0.4 s allows about ten attempts in 2 s; an immediate retry, hundreds
+    assert 2 <= attempts <= 30, attempts
+    fake_segment.script.clear()
+    wait_until(lambda: fake_segment.messages)
+    assert daemon.stop() == 0
+
+
+def test_a_message_segment_would_discard_is_dead_lettered_before_sending(daemon_factory, fake_segment):
+    daemon = daemon_factory(CONFIG, env=env(fake_segment)).start()
+    no_user = {"type": "track", "event": "Tested", "properties": {}}
+    no_type = {"userId": "u1", "event": "Tested"}
+    no_event = {"type": "track", "userId": "u2"}
+    post_all(daemon, [no_user, no_type, no_event, track(3)])
+    wait_until(lambda: fake_segment.messages)
+    listing = wait_until(lambda: dead_letters(daemon).count("segment") >= 3 and dead_letters(daemon))
+    assert "the track message has neither userId nor anonymousId" in listing
+    assert "the message has no Segment type" in listing
+    assert "the track message has no event" in listing
+    assert [m["userId"] for m in fake_segment.messages] == ["u3"]
+    assert fake_segment.violations == []
+    assert daemon.stop() == 0
+
+
+def test_check_warns_when_a_source_is_wired_straight_to_segment(tmp_path):
+    path = tmp_path / "connector.toml"
+    path.write_text(CONFIG.replace("{port}", "8080"))
+    result = subprocess.run([sys.executable, "-m", "connector", "check", "-c", str(path)], capture_output=True,
+                            text=True, env={**os.environ, "SEGMENT_WRITE_KEY": "k", "SEGMENT_ENDPOINT": "http://x"})
+    assert result.returncode == 0, result.stderr
+    assert "warning: sinks.segment reads source 'events' directly" in result.stdout
+    assert "warning: sinks.segment.write_key is shorter than 16 characters" in result.stdout
