@@ -29,11 +29,6 @@ SPRIG = json.dumps({"id": 1, "createdAt": "2026-11-20T10:00:00Z", "responseGroup
                     "visitorId": "v", "userId": "u", "email": "u@example.com", "attributes": {"plan": "pro"}}).encode()
 
 
-class _NoLog:
-    def debug(self, *args, **kwargs) -> None:
-        pass
-
-
 def record(source: str, value) -> Record:
     body = canonical(value)
     return Record(1, record_id(source, body), source, 0.0, body)
@@ -53,12 +48,12 @@ def test_jebbit_map(benchmark):
 
 
 def test_sprig_decode(benchmark):
-    source = SprigWebhook("/s", [b"Bearer k"], {"answersubmitted"}, _NoLog())
+    source = SprigWebhook("/s", [b"Bearer k"])
     benchmark(source.accept, WebhookRequest({"authorization": "Bearer k"}, SPRIG))
 
 
 def test_sprig_map(benchmark):
-    benchmark(SprigToSegment("E").map, record("sprig", json.loads(SPRIG)))
+    benchmark(SprigToSegment("E", set()).map, record("sprig", json.loads(SPRIG)))
 
 
 def test_segment_encode_message(benchmark):

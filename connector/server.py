@@ -110,6 +110,9 @@ class IngressApp:
         except UnicodeDecodeError as exc:  # a source that let invalid UTF-8 through its JSON decoder
             status, headers = 400, {}
             body = _error("malformed JSON", f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        except RecursionError:  # a source's untyped JSON decoder on a body nested thousands deep
+            status, headers = 400, {}
+            body = _error("malformed JSON", "the body is nested too deeply")
         except Exception as exc:  # a source's bug answers 500 and leaves the daemon serving
             self.log.error("source failed", source=source.name, error=repr(exc))
             status, headers = 500, {}

@@ -66,7 +66,7 @@ def test_three_daemons_share_a_stream_and_survive_losing_one(daemon_factory, tmp
 
         with httpx.Client(timeout=5) as client:
             for n in range(1000):
-                body = {"worker": worker, "n": n}
+                body = {"type": "track", "userId": f"w{worker}", "event": "Posted", "properties": {"n": n}}
                 target = daemons[n % 3]
                 try:
                     response = client.post(target.base_url + "/in", content=json.dumps(body),

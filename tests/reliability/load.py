@@ -10,7 +10,7 @@ import httpx
 
 from connector.ids import canonical, message_id, record_id
 from connector_jebbit.signature import sign
-from connector_jebbit.source import decode
+from connector_jebbit.schema import delivery_items
 
 SECRET = "reliability-shared-secret"
 WRITE_KEY = "test-write-key"
@@ -64,7 +64,7 @@ def message_ids(bodies: list[bytes]) -> set[str]:
     """The identify and track ids connector gives the experiences in ``bodies``."""
     ids = set()
     for raw in bodies:
-        for experience in decode(raw):
+        for experience in delivery_items(raw):
             rid = record_id("jebbit", canonical(experience))
             ids.update(message_id(rid, "jebbit_segment", i) for i in (0, 1))
     return ids
