@@ -123,6 +123,11 @@ class DaemonProcess:
         assert self.process is not None
         return child_pids(self.process.pid)
 
+    def dead_letters(self) -> str:
+        """What ``connector dlq list`` prints for this daemon's config: one dead letter a line."""
+        return subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(self.config_path)],
+                              capture_output=True, text=True, env=self.env).stdout
+
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in (self.stderr_path,) if p.exists())
 

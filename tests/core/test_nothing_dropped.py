@@ -11,8 +11,6 @@ import collections
 import hashlib
 import json
 import re
-import subprocess
-import sys
 
 import httpx
 from hypothesis import HealthCheck, example, given, settings
@@ -116,8 +114,7 @@ def outcomes(daemon: DaemonProcess, fake: FakeSegment) -> dict[str, collections.
         for source, route in ROUTE_OF.items():
             if message["messageId"].startswith(source + "-") and message["messageId"].endswith(f"-{route}-0"):
                 counts[source]["forwarded"] += 1
-    listing = subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(daemon.config_path)],
-                             capture_output=True, text=True, env=daemon.env).stdout
+    listing = daemon.dead_letters()
     for line in listing.splitlines():
         _, sink, record, _, _, reason = line.split("\t", 5)
         assert sink == "segment" and reason.strip(), line

@@ -77,11 +77,6 @@ def experience(i: int, **data) -> dict:
     return {"data": {"email": f"user{i}@example.com", "session_id": f"s{i}", **data}, "event": {}}
 
 
-def dead_letters(daemon) -> str:
-    return subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(daemon.config_path)],
-                          capture_output=True, text=True, env=daemon.env).stdout
-
-
 @pytest.fixture
 def daemon(daemon_factory, fake_segment):
     return daemon_factory(CONFIG, env={"JEBBIT_SHARED_SECRET": SECRET, "SEGMENT_ENDPOINT": fake_segment.url}).start()
@@ -129,7 +124,7 @@ def test_a_malformed_item_is_stored_and_dead_lettered_without_costing_its_siblin
     assert identify["traits"]["profile"] == {"tier": "gold", "scores": [1, "a", None]}
     raw = wait_until(lambda: len(lines(tmp_path / "out" / "raw.ndjson")) == 6 and lines(tmp_path / "out" / "raw.ndjson"))
     assert raw[0] == good  # every top-level key kept, uids included
-    listing = wait_until(lambda: dead_letters(daemon).count("jebbit_segment") >= 4 and dead_letters(daemon))
+    listing = wait_until(lambda: daemon.dead_letters().count("jebbit_segment") >= 4 and daemon.dead_letters())
     assert listing.count("not a Jebbit experience") == 3
     assert "the experience has no email: Segment needs a userId" in listing
     assert daemon.stop() == 0

@@ -56,11 +56,6 @@ def post_all(daemon, messages: list[dict], per_request: int = 50) -> None:
         assert response.status_code == 200, response.text
 
 
-def dead_letters(daemon) -> str:
-    return subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(daemon.config_path)],
-                          capture_output=True, text=True, env=daemon.env).stdout
-
-
 def test_batches_respect_segment_limits_and_oversized_messages_are_dead_lettered(daemon_factory, fake_segment):
     config = CONFIG.replace("flush_interval = 0.05", "flush_interval = 0.5\nbatch_max_messages = 2500")
     daemon = daemon_factory(config, env=env(fake_segment)).start()
@@ -74,7 +69,7 @@ def test_batches_respect_segment_limits_and_oversized_messages_are_dead_lettered
     assert fake_segment.violations == []
     assert expected_id(huge) not in fake_segment.message_ids()
     assert max(len(b["batch"]) for b in fake_segment.batches) > 100
-    assert "Segment takes at most 32000 bytes a message" in wait_until(lambda: dead_letters(daemon))
+    assert "Segment takes at most 32000 bytes a message" in wait_until(lambda: daemon.dead_letters())
     assert daemon.stop() == 0
 
 
@@ -107,7 +102,7 @@ def test_every_message_arrives_through_500_503_429_timeouts_and_refused_connecti
     wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=60)
     assert fake_segment.message_ids() == wanted
     assert any("x-retry-count" in r for r in fake_segment.requests)
-    assert dead_letters(daemon) == ""
+    assert daemon.dead_letters() == ""
     assert daemon.stop() == 0
 
 
@@ -120,7 +115,7 @@ def test_one_poisoned_message_is_dead_lettered_alone(daemon_factory, fake_segmen
     post_all(daemon, messages, per_request=64)
     good = {expected_id(m) for i, m in enumerate(messages) if i != 37}
     wait_until(lambda: fake_segment.message_ids() >= good, timeout=30)
-    listing = wait_until(lambda: dead_letters(daemon))
+    listing = wait_until(lambda: daemon.dead_letters())
     assert len(listing.splitlines()) == 1 and "Segment refused the message: HTTP 400" in listing
     assert expected_id(messages[37]) not in fake_segment.message_ids()
     assert daemon.stop() == 0
@@ -198,7 +193,7 @@ def test_max_retry_duration_dead_letters_after_it(daemon_factory, fake_segment):
     config = CONFIG + "max_retry_duration = 1.0\n"
     daemon = daemon_factory(config, env=env(fake_segment)).start()
     daemon.post("/in", json.dumps(track(1)))
-    listing = wait_until(lambda: dead_letters(daemon), timeout=20)
+    listing = wait_until(lambda: daemon.dead_letters(), timeout=20)
     assert "gave up after" in listing and "over 1.0 s: HTTP 503" in listing
     assert fake_segment.messages == []
     assert daemon.stop() == 0
@@ -226,7 +221,7 @@ def test_a_message_segment_would_discard_is_dead_lettered_before_sending(daemon_
     no_event = {"type": "track", "userId": "u2"}
     post_all(daemon, [no_user, no_type, no_event, track(3)])
     wait_until(lambda: fake_segment.messages)
-    listing = wait_until(lambda: dead_letters(daemon).count("segment") >= 3 and dead_letters(daemon))
+    listing = wait_until(lambda: daemon.dead_letters().count("segment") >= 3 and daemon.dead_letters())
     assert "the track message has neither userId nor anonymousId" in listing
     assert "the message has no Segment type" in listing
     assert "the track message has no event" in listing

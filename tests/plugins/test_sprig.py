@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -64,11 +62,6 @@ def as_sent(message: dict) -> dict:
     return {**{k: v for k, v in message.items() if k != "messageId"}, "context": context}
 
 
-def dead_letters(daemon) -> str:
-    return subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(daemon.config_path)],
-                          capture_output=True, text=True, env=daemon.env).stdout
-
-
 @pytest.fixture
 def daemon(daemon_factory, fake_segment):
     env = {"SPRIG_WEBHOOK_SECRET": SECRET, "SEGMENT_ENDPOINT": fake_segment.url}
@@ -101,7 +94,7 @@ def test_every_documented_event_type_is_stored_and_none_vanishes(daemon, fake_se
         assert daemon.post("/webhooks/sprig", json.dumps(fixture(f"webhook_{name}.json")), AUTH).json() == {"accepted": 1}
     raw = wait_until(lambda: len(lines(tmp_path / "out" / "raw.ndjson")) == 5 and lines(tmp_path / "out" / "raw.ndjson"))
     assert raw == [fixture(f"webhook_{name}.json") for name in others]  # stored whole
-    listing = wait_until(lambda: dead_letters(daemon).count("is not an answer") == 4 and dead_letters(daemon))
+    listing = wait_until(lambda: daemon.dead_letters().count("is not an answer") == 4 and daemon.dead_letters())
     for event_type in ("STUDY_SUBMITTED", "STUDY_SENT", "THEME_IDENTIFIED", "STUDY_STATUS_CHANGED"):
         assert f"Sprig event type '{event_type}' is not an answer" in listing
     assert "STUDY_SEEN" not in listing  # ignore_events: dropped on purpose, and counted
@@ -129,7 +122,7 @@ def test_anonymous_and_unreadable_answers_are_stored_and_dead_lettered_with_the_
              {**answer, "question": None, "response": None, "id": 3}, answer]
     assert daemon.post("/webhooks/sprig", json.dumps(batch), AUTH).json() == {"accepted": 4}
     wait_until(lambda: fake_segment.messages)
-    listing = wait_until(lambda: dead_letters(daemon).count("sprig_segment") == 3 and dead_letters(daemon))
+    listing = wait_until(lambda: daemon.dead_letters().count("sprig_segment") == 3 and daemon.dead_letters())
     assert "Segment needs a userId: the Sprig visitor is anonymous" in listing
     assert "$.attributes" in listing
     assert "neither a question nor a response" in listing
@@ -191,7 +184,7 @@ def test_exported_responses_become_tracks_and_later_ones_arrive_after_empty_wind
     assert snapshot["question"] == "How likely are you to recommend Luke Test to a friend or colleague?"
     assert all(q["with_snapshots"] == "true" for *_, q in sprig_api.log)
     # the four documented rows without a user (null, missing, '') are dead letters, not silence
-    assert wait_until(lambda: dead_letters(daemon).count("the Sprig visitor is anonymous") == 4)
+    assert wait_until(lambda: daemon.dead_letters().count("the Sprig visitor is anonymous") == 4)
     # empty windows answer 404: the poller moves past them, and a response created later arrives
     wait_until(lambda: sum(1 for *_, status, _ in sprig_api.log if status == 404) >= 2)
     later = {**fixture("responses_page.json")["data"][0], "responseGroupUid": "later-group",
