@@ -5,6 +5,7 @@ The public API for plugin authors.
 
 from __future__ import annotations
 
+from .commands import CommandContext, Commands
 from .components import (
     Accepted,
     BuildContext,
@@ -19,7 +20,9 @@ from .components import (
     WebhookRequest,
     WebhookSource,
 )
-from .errors import HTTPError, RecordRejected
+from .config import Config
+from .envfile import read_env_file
+from .errors import CommandError, ConfigError, HTTPError, RecordRejected
 from .hookspecs import hookimpl
 from .pipeline import Acks
 from .records import Envelope, Record
@@ -27,7 +30,8 @@ from .registry import Registry
 from .sources import SourceContext
 
 __all__ = [
-    "Accepted", "Acks", "BuildContext", "Envelope", "HTTPError", "Mapper", "MapperConfig",
+    "Accepted", "Acks", "BuildContext", "CommandContext", "CommandError", "Commands", "Config", "ConfigError",
+    "Envelope", "HTTPError", "Mapper", "MapperConfig",
     "PollingSource", "Record", "RecordRejected", "Registry", "Secret", "Sink", "SinkConfig",
-    "Source", "SourceConfig", "SourceContext", "WebhookRequest", "WebhookSource", "hookimpl",
+    "Source", "SourceConfig", "SourceContext", "WebhookRequest", "WebhookSource", "hookimpl", "read_env_file",
 ]

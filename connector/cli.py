@@ -1,4 +1,4 @@
-"""The command line: ``connector run | check | plugins | dlq``."""
+"""The command line: ``connector run | check | plugins | status | tap | dlq`` and plugins' commands."""
 
 from __future__ import annotations
 
@@ -12,24 +12,32 @@ import anyio
 import msgspec
 
 from . import logging as connector_logging
-from .config import Config, load_config, secret_fields
+from .commands import CommandContext, Commands
+from .config import secret_fields
+from .envfile import apply_env_file
 from .errors import ConnectorError
 from .graph import build_graph, check_graph, config_warnings
-from .plugins import load_registry
+from .plugins import PluginManager
 
 DEFAULT_CONFIG = "connector.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``connector`` script; returns the process exit code."""
-    parser = _parser()
+    try:
+        plugins = PluginManager()
+        context = CommandContext(plugins.load())
+        parser = _parser(plugins)
+    except ConnectorError as exc:
+        print(f"connector: error: {exc}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
     connector_logging.configure("info")
     try:
-        return int(args.handler(args) or 0)
+        return int(args.handler(args, context) or 0)
     except ConnectorError as exc:
         print(f"connector: error: {exc}", file=sys.stderr)
         return 1
@@ -40,30 +48,33 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(plugins: PluginManager) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connector", description=__doc__)
     parser.add_argument("--version", action="version", version=f"connector {version('connector')}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = Commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
 
     def command(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(handler=handler)
-        return sub
+        return commands.add(name, help, handler)
 
     def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sub.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file (TOML)")
         return sub
 
-    run = with_config(command("run", _run, "run the daemon until SIGTERM or SIGINT"))
+    def with_env_file(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--env-file", metavar="FILE",
+                         help="read NAME=value lines into the environment first (the environment wins)")
+        return sub
+
+    run = with_env_file(with_config(command("run", _run, "run the daemon until SIGTERM or SIGINT")))
     run.add_argument("--role", choices=["all", "ingest", "delivery"], help=argparse.SUPPRESS)
     run.add_argument("--control-socket", help=argparse.SUPPRESS)
     run.add_argument("--main-pid", type=int, help=argparse.SUPPRESS)
-    with_config(command("check", _check, "validate the config and print the resolved graph"))
+    with_env_file(with_config(command("check", _check, "validate the config and print the resolved graph")))
     command("plugins", _plugins, "list the registered source, mapper and sink types")
     with_config(command("status", _status, "per sink: lag, delivered, dead letters, last error"))
     tap = with_config(command("tap", _tap, "stream what components emit, live, as NDJSON"))
     tap.add_argument("--component", help="only this source, mapper or sink")
-    dlq = command("dlq", lambda a: dlq.print_help() or 2, "inspect and replay dead letters")
+    dlq = command("dlq", None, "inspect and replay dead letters")
     actions = dlq.add_subparsers(dest="action", metavar="ACTION")
     for name, help in (("list", "list dead letters"), ("show", "show dead letters in full"),
                        ("replay", "put dead letters back for their sink"), ("purge", "delete dead letters")):
@@ -72,17 +83,20 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("replay", "purge"):
             sub.add_argument("--all", action="store_true", help="every dead letter")
         sub.set_defaults(handler=_dlq, action=name)
+    plugins.add_commands(commands)
     return parser
 
 
-def _load(path: str) -> Config:
-    return load_config(path, load_registry())
+def _with_secrets(args: argparse.Namespace, ctx: CommandContext) -> Any:
+    if args.env_file:
+        apply_env_file(args.env_file)
+    return ctx.load_config(args.config, need_secrets=True)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .runtime import Daemon
 
-    config = _load(args.config)
+    config = _with_secrets(args, ctx)
     connector_logging.configure(config.service.log_level, config.secrets)
     graph = build_graph(config)
     role = args.role or ("ingest" if config.delivery_process else "all")
@@ -94,8 +108,8 @@ def _run(args: argparse.Namespace) -> int:
     return anyio.run(daemon.run, backend_options={"use_uvloop": True})
 
 
-def _check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+def _check(args: argparse.Namespace, ctx: CommandContext) -> int:
+    config = _with_secrets(args, ctx)
     check_graph(config)
     print(f"{config.path}: ok")
     print(f"buffer: {_describe(config.buffer)}")
@@ -121,8 +135,8 @@ def _describe(config: msgspec.Struct) -> str:
     return msgspec.json.encode({"type": tag, **shown}).decode()
 
 
-def _plugins(args: argparse.Namespace) -> int:
-    registry = load_registry()
+def _plugins(args: argparse.Namespace, ctx: CommandContext) -> int:
+    registry = ctx.registry
     rows = [(r.kind, r.name, r.plugin, r.distribution) for r in registry.all()]
     widths = [max(len(row[i]) for row in [("KIND", "TYPE", "PLUGIN", "PACKAGE"), *rows]) for i in range(4)]
     for row in [("KIND", "TYPE", "PLUGIN", "PACKAGE"), *rows]:
@@ -130,22 +144,22 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(args: argparse.Namespace) -> int:
+def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .status import show_status
 
-    return anyio.run(show_status, _load(args.config))
+    return anyio.run(show_status, ctx.load_config(args.config))
 
 
-def _tap(args: argparse.Namespace) -> int:
+def _tap(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .status import stream_tap
 
-    return stream_tap(_load(args.config), args.component)
+    return stream_tap(ctx.load_config(args.config), args.component)
 
 
-def _dlq(args: argparse.Namespace) -> int:
+def _dlq(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .dlq import run_dlq
 
-    config = _load(args.config)
+    config = ctx.load_config(args.config)
     return anyio.run(run_dlq, config, args.action, args.ids, getattr(args, "all", False))
 
 

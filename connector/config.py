@@ -95,8 +95,12 @@ class Config:
         yield from self.sinks.values()
 
 
-def load_config(path: str, registry: Registry) -> Config:
-    """Read, interpolate and validate the config file at ``path``."""
+def load_config(path: str, registry: Registry, need_secrets: bool = True) -> Config:
+    """Read, interpolate and validate the config file at ``path``.
+
+    With ``need_secrets=False`` a secret setting (``connector.Secret``) whose environment
+    variable is unset is left empty: for commands that do not talk to that component.
+    """
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -107,14 +111,16 @@ def load_config(path: str, registry: Registry) -> Config:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return _Loader(path, text, registry).load(document)
+    return _Loader(path, text, registry, need_secrets).load(document)
 
 
 class _Loader:
-    def __init__(self, path: str, text: str, registry: Registry):
+    def __init__(self, path: str, text: str, registry: Registry, need_secrets: bool):
         self.path = path
         self.lines = text.splitlines()
         self.registry = registry
+        self.need_secrets = need_secrets
+        self.unset: list[tuple[tuple[str, ...], str]] = []  # (where, variable) left empty
 
     def error(self, table: str, key: str | None, message: str) -> ConfigError:
         line = self.locate(table, key)
@@ -123,23 +129,7 @@ class _Loader:
         return ConfigError(f"{where}: {name}: {message}")
 
     def locate(self, table: str, key: str | None) -> int | None:
-        """The 1-based line of ``key`` in ``[table]`` (or of the header), when it can be found."""
-        header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table.split("."))) + r"\s*\]")
-        key_line = re.compile(r"^\s*" + re.escape(key or "") + r"\s*=") if key else None
-        start = None
-        for number, line in enumerate(self.lines, 1):
-            if start is None:
-                if header.match(line):
-                    start = number
-                    if key_line is None:
-                        return number
-            elif re.match(r"^\s*\[", line):
-                break
-            elif key_line is not None and key_line.match(line):
-                return number
-        if start is None and key_line is not None and "." not in table:
-            return next((n for n, line in enumerate(self.lines, 1) if key_line.match(line)), None)
-        return start
+        return locate(self.lines, table, key)
 
     def load(self, document: dict[str, Any]) -> Config:
         secrets: set[str] = set()
@@ -164,6 +154,9 @@ class _Loader:
                 getattr(config, section)[name] = component
                 secrets.update(secret_values(component.config))
         config.secrets = frozenset(secrets)
+        for where, name in self.unset:
+            if not _is_secret_setting(config, where):
+                raise self.unset_error(name, where)
         return config
 
     def load_buffer(self, table: Any) -> BufferConfig:
@@ -221,11 +214,46 @@ class _Loader:
                 return found
             if default is not None:
                 return default
-            raise self.error(".".join(path[:-1]) or path[0], path[-1] if len(path) > 1 else None,
-                             f"environment variable {name} is not set "
-                             f"(set it, or write ${{{name}:-default}})")
+            if not self.need_secrets:
+                self.unset.append((path, name))
+                return ""
+            raise self.unset_error(name, path)
 
         return _ENV.sub(replace, value) if "$" in value else value
+
+    def unset_error(self, name: str, path: tuple[str, ...]) -> ConfigError:
+        return self.error(".".join(path[:-1]) or path[0], path[-1] if len(path) > 1 else None,
+                          f"environment variable {name} is not set (set it, or write ${{{name}:-default}})")
+
+
+def _is_secret_setting(config: Config, where: tuple[str, ...]) -> bool:
+    """Whether the setting at ``where`` (section, [name,] key) is typed ``connector.Secret``."""
+    if where[:1] == ("buffer",) and len(where) == 2:
+        return where[1] in secret_fields(type(config.buffer))
+    if len(where) == 3 and where[0] in SECTIONS:
+        component = getattr(config, where[0]).get(where[1])
+        return component is not None and where[2] in secret_fields(type(component.config))
+    return False
+
+
+def locate(lines: list[str], table: str, key: str | None) -> int | None:
+    """The 1-based line of ``key`` in ``[table]`` (or of the header), when it can be found."""
+    header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table.split("."))) + r"\s*\]")
+    key_line = re.compile(r"^\s*" + re.escape(key or "") + r"\s*=") if key else None
+    start = None
+    for number, line in enumerate(lines, 1):
+        if start is None:
+            if header.match(line):
+                start = number
+                if key_line is None:
+                    return number
+        elif re.match(r"^\s*\[", line):
+            break
+        elif key_line is not None and key_line.match(line):
+            return number
+    if start is None and key_line is not None and "." not in table:
+        return next((n for n, line in enumerate(lines, 1) if key_line.match(line)), None)
+    return start
 
 
 def _explain(message: str) -> tuple[str | None, str]:

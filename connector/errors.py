@@ -11,6 +11,10 @@ class ConfigError(ConnectorError):
     """A configuration problem; the message names the file, the line when known, and the key."""
 
 
+class CommandError(ConnectorError):
+    """A command cannot do what was asked; the message is one line that names what to fix."""
+
+
 class PluginError(ConnectorError):
     """A plugin could not be loaded or registered (for example a duplicate type name)."""
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from .commands import Commands
     from .registry import Registry
 
 PROJECT = "connector"
@@ -34,4 +35,23 @@ def connector_register(registry: Registry) -> None:
         names both plugins.
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def connector_commands(commands: Commands) -> None:
+    """Add subcommands to the ``connector`` command line (``connector <name> ...``).
+
+    Called once per process by ``connector``'s command line, after ``connector_register``, so
+    ``connector --help`` lists every plugin's commands beside the core's.
+
+    :param commands: call ``commands.add(name, help, handler)``; it returns the subcommand's
+        ``argparse.ArgumentParser`` for its options (or its own sub-subcommands: give those a
+        handler with ``parser.set_defaults(handler=...)``). A handler is called as
+        ``handler(args, ctx)`` with the parsed arguments and a ``connector.CommandContext``
+        (config files without unrelated secrets, the running daemon's status) and returns the
+        exit code. Raise ``connector.CommandError`` for a one-line error and exit 1.
+    :return: nothing. A name another plugin or the core already uses is an error naming both.
+
+    .. versionadded:: 0.2
     """

@@ -26,6 +26,7 @@ class Intake:
         self.taps = taps
         self.stopping = False
         self.paused: dict[str, str] = {}  # polling sources that cannot fetch, with the reason
+        self.received: dict[str, int] = {}  # records stored, by source, since this process started
         self._received: dict[str, Any] = {}
 
     async def store(self, source: str, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
@@ -47,3 +48,4 @@ class Intake:
         if counter is None:
             counter = self._received[source] = metrics.RECEIVED.labels(source)
         counter.inc(len(new))
+        self.received[source] = self.received.get(source, 0) + len(new)

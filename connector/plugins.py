@@ -14,6 +14,7 @@ import os
 import pluggy
 
 from . import hookspecs
+from .commands import Commands
 from .errors import PluginError
 from .registry import Registry
 
@@ -49,6 +50,12 @@ class PluginManager:
             distribution = distributions.get(id(impl.plugin), impl.plugin_name)
             impl.function(registry=self.registry.providing(impl.plugin_name, distribution))
         return self.registry
+
+    def add_commands(self, commands: Commands) -> None:
+        """Let every plugin add its subcommands to the command line (after ``load``)."""
+        for impl in self._pm.hook.connector_commands.get_hookimpls():
+            commands.owner = f"plugin {impl.plugin_name!r}"
+            impl.function(commands=commands)
 
 
 def load_registry() -> Registry:

@@ -57,6 +57,21 @@ class _BodyRead:
         self.answered = False
 
 
+class RefusedDelivery(msgspec.Struct):
+    """A delivery a webhook source's path answered with an error: when, the status, why (never the body)."""
+
+    at: float
+    status: int
+    reason: str
+
+
+class SourceActivity(msgspec.Struct):
+    """What ``/status`` shows of a webhook source's deliveries beside the records it stored."""
+
+    last_test_delivery: float | None = None  # a vendor test delivery that passed the source's checks
+    last_refused: RefusedDelivery | None = None
+
+
 class Control(Protocol):
     """What the ingress shows of the daemon."""
 
@@ -78,6 +93,7 @@ class IngressApp:
                  unix_socket: bool = False):
         self.unix_socket = unix_socket  # every client of a unix socket is local
         self.routes = {source.path: source for source in sources}
+        self.activity = {source.name: SourceActivity() for source in sources}
         self.intake = intake
         self.max_body_bytes = config.max_body_bytes
         self.max_header_bytes = config.max_header_bytes
@@ -102,25 +118,32 @@ class IngressApp:
         started = time.perf_counter()
         try:
             status, body, headers = await self._deliver(source, scope, receive, send)
-        except HTTPError as exc:
-            status, headers = exc.status, exc.headers
-            body = _json.encode({"error": exc.error, "detail": exc.detail})
         except _Answered:
+            self._refused(source.name, 408, "request timeout")
             return
-        except UnicodeDecodeError as exc:  # a source that let invalid UTF-8 through its JSON decoder
-            status, headers = 400, {}
-            body = _error("malformed JSON", f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})")
-        except RecursionError:  # a source's untyped JSON decoder on a body nested thousands deep
-            status, headers = 400, {}
-            body = _error("malformed JSON", "the body is nested too deeply")
-        except Exception as exc:  # a source's bug answers 500 and leaves the daemon serving
-            self.log.error("source failed", source=source.name, error=repr(exc))
-            status, headers = 500, {}
-            body = _error("internal error", "the source failed on this delivery; nothing was stored")
+        except Exception as exc:
+            status, error, detail, headers = self._refusal(source, exc)
+            body = _error(error, detail)
+            self._refused(source.name, status, f"{error}: {detail}")
         self._count(source.name, status)
         if status < 300:
             metrics.ACK_SECONDS.observe(time.perf_counter() - started)
         await _respond(send, status, body, headers)
+
+    def _refusal(self, source: WebhookSource, exc: Exception) -> tuple[int, str, str, dict[str, str]]:
+        """The answer to a delivery that failed with ``exc``: status, error, detail, headers."""
+        if isinstance(exc, HTTPError):
+            return exc.status, exc.error, exc.detail, exc.headers
+        if isinstance(exc, UnicodeDecodeError):  # a source that let invalid UTF-8 through its JSON decoder
+            return 400, "malformed JSON", f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})", {}
+        if isinstance(exc, RecursionError):  # a source's untyped JSON decoder on a body nested thousands deep
+            return 400, "malformed JSON", "the body is nested too deeply", {}
+        # a source's bug answers 500 and leaves the daemon serving
+        self.log.error("source failed", source=source.name, error=repr(exc))
+        return 500, "internal error", "the source failed on this delivery; nothing was stored", {}
+
+    def _refused(self, source: str, status: int, reason: str) -> None:
+        self.activity[source].last_refused = RefusedDelivery(time.time(), status, reason)
 
     async def _deliver(self, source: WebhookSource, scope: Scope, receive: Receive,
                        send: Send) -> tuple[int, bytes, dict[str, str]]:
@@ -157,6 +180,7 @@ class IngressApp:
                             {"retry-after": RETRY_AFTER_SECONDS})
         accepted: Accepted = source.accept(WebhookRequest(headers, body))
         if not accepted.forward:
+            self.activity[source.name].last_test_delivery = time.time()
             metrics.TEST_DELIVERIES.labels(source.name).inc()
             self.log.info("test delivery acknowledged", source=source.name, records=len(accepted.records))
             return 200, _json.encode({"accepted": 0, "forwarded": False}), {}
@@ -240,7 +264,11 @@ class IngressApp:
         await _respond(send, 200, metrics.render(other), {"content-type": "text/plain; version=0.0.4"})
 
     async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _respond(send, 200, _json.encode(await self.control.status()), {})
+        status = await self.control.status()
+        status["sources"] = {
+            name: {"received": self.intake.received.get(name, 0), **msgspec.structs.asdict(activity)}
+            for name, activity in self.activity.items()}
+        await _respond(send, 200, _json.encode(status), {})
 
     async def _tap(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream NDJSON lines of what a component (``?component=NAME``, or all) emits."""

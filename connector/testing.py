@@ -56,16 +56,19 @@ def child_pids(pid: int) -> list[int]:
 class DaemonProcess:
     """``connector run`` in a subprocess, on ``config`` written to ``directory/connector.toml``.
 
-    ``{port}`` in the config text is replaced by a free port (also in ``self.port``).
+    ``{port}`` in the config text is replaced by a free port (also in ``self.port``); ``args``
+    are added to ``connector run`` (``["--env-file", ".env"]``).
     """
 
-    def __init__(self, directory: Path, config: str, env: dict[str, str] | None = None):
+    def __init__(self, directory: Path, config: str, env: dict[str, str] | None = None,
+                 args: list[str] | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.config_path = self.directory / "connector.toml"
         self.config_path.write_text(config.replace("{port}", str(self.port)))
         self.env = {**os.environ, **(env or {})}
+        self.args = list(args or [])
         self.process: subprocess.Popen[bytes] | None = None
         self.stdout_path = self.directory / "daemon.stdout"
         self.stderr_path = self.directory / "daemon.stderr"
@@ -78,7 +81,7 @@ class DaemonProcess:
         """Start the daemon and wait until ``/healthz`` answers."""
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "connector", "run", "-c", str(self.config_path)],
+                [sys.executable, "-m", "connector", "run", "-c", str(self.config_path), *self.args],
                 stdout=out, stderr=err, env=self.env, cwd=self.directory,
             )
         deadline = time.monotonic() + timeout
@@ -137,11 +140,12 @@ class DaemonProcess:
 
 @pytest.fixture
 def daemon_factory(tmp_path: Path) -> Iterator[Any]:
-    """Make ``DaemonProcess`` objects (``daemon_factory(config, env=..., directory=...)``)."""
+    """Make ``DaemonProcess`` objects (``daemon_factory(config, env=..., directory=..., args=...)``)."""
     made: list[DaemonProcess] = []
 
-    def make(config: str, env: dict[str, str] | None = None, directory: Path | None = None) -> DaemonProcess:
-        daemon = DaemonProcess(directory or tmp_path, config, env)
+    def make(config: str, env: dict[str, str] | None = None, directory: Path | None = None,
+             args: list[str] | None = None) -> DaemonProcess:
+        daemon = DaemonProcess(directory or tmp_path, config, env, args)
         made.append(daemon)
         return daemon
 

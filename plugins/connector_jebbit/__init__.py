@@ -1,4 +1,4 @@
-"""Built-in plugin: Jebbit's signed webhook source and the Jebbit-to-Segment mapper."""
+"""Built-in plugin: Jebbit's signed webhook source, the Jebbit-to-Segment mapper, ``connector jebbit``."""
 
 from __future__ import annotations
 
@@ -12,3 +12,10 @@ from .source import JebbitSourceConfig
 def connector_register(registry: connector.Registry) -> None:
     registry.add(JebbitSourceConfig)
     registry.add(JebbitToSegmentConfig)
+
+
+@connector.hookimpl
+def connector_commands(commands: connector.Commands) -> None:
+    from .cli import add_commands
+
+    add_commands(commands)

@@ -1,0 +1,84 @@
+"""The command line's plugin side: where a plugin adds subcommands, and what its handlers may use."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+import tomllib
+
+from .config import Config, load_config, locate
+from .errors import PluginError
+from .registry import Registry
+from .status import admin_url
+
+Handler = Callable[[argparse.Namespace, "CommandContext"], int | None]
+
+
+class CommandContext:
+    """What a command handler may use of the core: config files and the running daemon."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    def load_config(self, path: str, *, need_secrets: bool = False) -> Config:
+        """The validated config at ``path``.
+
+        Unless ``need_secrets``, a secret setting whose environment variable is unset is left
+        empty instead of being an error: a command that reads the buffer or the daemon, or sets a
+        secret up, works without the secrets of components it does not talk to.
+        """
+        return load_config(path, self.registry, need_secrets=need_secrets)
+
+    def raw_setting(self, config: Config, table: str, key: str) -> Any:
+        """The value of ``key`` in ``[table]`` as written in the file, before ``${NAME}`` is read."""
+        with open(config.path, "rb") as fh:
+            document: Any = tomllib.load(fh)
+        for part in table.split("."):
+            document = document.get(part, {}) if isinstance(document, dict) else {}
+        return document.get(key) if isinstance(document, dict) else None
+
+    def where(self, config: Config, table: str, key: str | None = None) -> str:
+        """``file:line: table.key``, for a message about one setting of ``config``."""
+        with open(config.path, encoding="utf-8", errors="replace") as fh:
+            line = locate(fh.read().splitlines(), table, key)
+        return f"{config.path}{f':{line}' if line else ''}: {table}{f'.{key}' if key else ''}"
+
+    def daemon_url(self, config: Config, path: str) -> str:
+        """The URL of ``path`` on the daemon that runs ``config`` (loopback for wildcard hosts)."""
+        return admin_url(config, path)
+
+    def daemon_status(self, config: Config, timeout: float = 5.0) -> dict[str, Any] | None:
+        """The running daemon's ``/status`` document, or None when nothing answers there."""
+        try:
+            response = httpx.get(admin_url(config, "/status"), timeout=timeout)
+        except httpx.TransportError:
+            return None
+        if response.status_code != 200:
+            return None
+        document: dict[str, Any] = response.json()
+        return document
+
+
+class Commands:
+    """Subcommands of ``connector``, added by the core and by plugins' ``connector_commands``."""
+
+    def __init__(self, subparsers: Any):
+        self._subparsers = subparsers
+        self._owners: dict[str, str] = {}
+        self.owner = "connector"
+
+    def add(self, name: str, help: str, handler: Handler | None = None) -> argparse.ArgumentParser:
+        """Add ``connector NAME``; ``handler(args, ctx)`` runs it and returns the exit code.
+
+        Without a handler the subcommand prints its help (for a group of sub-subcommands).
+        """
+        if name in self._owners:
+            raise PluginError(f"command {name!r} is added twice: by {self._owners[name]!r} and by {self.owner!r}")
+        self._owners[name] = self.owner
+        parser: argparse.ArgumentParser = self._subparsers.add_parser(name, help=help, description=help)
+        parser.set_defaults(handler=handler or (lambda args, ctx: parser.print_help() or 2))
+        return parser
