@@ -38,10 +38,23 @@ async def show_status(config: Config) -> int:
             error = f"{_when(sink['last_error_at'])} {sink['last_error']}"
         rows.append((name, f"{sink['lag']:,}", delivered, f"{int(sink['dead_letters']):,}",
                      "paused" if sink["paused"] else "ok", error))
+    _print_table(rows)
+    sources = [("SOURCE", "RECEIVED", "LAST TEST DELIVERY", "LAST REFUSED")]
+    for name, source in status.get("sources", {}).items():
+        refused = source["last_refused"]
+        sources.append((name, f"{source['received']:,}", _when(source["last_test_delivery"]),
+                        "-" if refused is None else f"{_when(refused['at'])} {refused['status']} {refused['reason']}"))
+    if len(sources) > 1:
+        print()
+        _print_table(sources)
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    """Aligned columns; the last one runs free."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
-    return 0
 
 
 async def _stopped_status(config: Config) -> dict[str, Any]:

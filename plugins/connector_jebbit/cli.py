@@ -114,7 +114,7 @@ def _calling(run: Action) -> Callable[[argparse.Namespace, connector.CommandCont
 # -- reading and changing resources -----------------------------------------------------------
 
 def _self(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: JebbitAPI) -> int:
-    return _print(args, [jebbit.business()], ("name",))
+    return _print(args, [jebbit.business()], ("name",), one=True)
 
 
 def _list_integrations(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: JebbitAPI) -> int:
@@ -166,11 +166,15 @@ def _delete_mapping(args: argparse.Namespace, ctx: connector.CommandContext, jeb
 
 # -- output ------------------------------------------------------------------------------------
 
-def _print(args: argparse.Namespace, resources: Sequence[Resource[Any]], columns: Sequence[str] | None) -> int:
-    """A table (``columns``; None: every attribute of one resource, a line each) or ``--json``."""
+def _print(args: argparse.Namespace, resources: Sequence[Resource[Any]], columns: Sequence[str] | None,
+           one: bool = False) -> int:
+    """A table (``columns``; None: every attribute of one resource, a line each) or ``--json``.
+
+    JSON is a list of objects, or one object for a command about one resource.
+    """
     rows = [_flat(resource) for resource in resources]
     if getattr(args, "json", False):
-        print(msgspec.json.encode(rows if len(rows) != 1 or columns is not None else rows[0]).decode())
+        print(msgspec.json.encode(rows[0] if one or columns is None else rows).decode())
         return 0
     if columns is None:
         for row in rows:

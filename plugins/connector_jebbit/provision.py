@@ -22,7 +22,7 @@ from .envfile import write_variable
 from .resources import Integration, IntegrationOptions, Resource
 from .source import JebbitSourceConfig
 
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 
 
 def jebbit_source(ctx: connector.CommandContext, config: connector.Config, name: str | None) -> str:
@@ -40,7 +40,7 @@ def jebbit_source(ctx: connector.CommandContext, config: connector.Config, name:
 
 
 def secret_variable(ctx: connector.CommandContext, config: connector.Config, source: str) -> str:
-    """The variable the source's ``shared_secret`` reads (it must be exactly ``${NAME}``)."""
+    """The variable the source's ``shared_secret`` reads (``${NAME}``, with or without a default)."""
     raw = ctx.raw_setting(config, f"sources.{source}", "shared_secret")
     found = _VARIABLE.fullmatch(raw) if isinstance(raw, str) else None
     if found is None:

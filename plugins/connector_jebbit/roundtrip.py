@@ -70,14 +70,13 @@ def backfill(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: Je
     counter = _ReceivedCounter(ctx, args, jebbit)
     started = time.monotonic()
     shown_state = state
-    with tqdm(desc=f"backfill {job.id}", unit=" records", total=None, disable=None, file=sys.stderr,
-              bar_format="{desc}: {postfix} {n_fmt}{unit} received [{elapsed}]") as progress:
-        progress.set_postfix_str(state, refresh=False)
+    with tqdm(desc=f"backfill {job.id}: {state}", unit=" records", total=None, disable=None, file=sys.stderr,
+              bar_format="{desc}, {n_fmt}{unit} received [{elapsed}]") as progress:
         while state in WAITING_STATES:
             time.sleep(args.poll_seconds)
             state = _state(jebbit.backfill(job.id))
             progress.update(counter.received() - progress.n)
-            progress.set_postfix_str(state)
+            progress.set_description_str(f"backfill {job.id}: {state}")
             if progress.disable and state != shown_state:  # not a terminal: one line per change
                 print(f"backfill {job.id}: {state} ({time.monotonic() - started:.0f} s)", flush=True)
                 shown_state = state

@@ -72,6 +72,9 @@ def test_metrics_count_what_was_received_delivered_and_rejected(daemon_factory, 
     assert printed.returncode == 0, printed.stderr
     assert "daemon: running" in printed.stdout
     assert re.search(r"picky\s+0\s+29\s+1\s+ok\s+\S+ refused: contains poison", printed.stdout), printed.stdout
+    assert status["sources"]["events"]["received"] == 30
+    assert status["sources"]["events"]["last_refused"]["status"] == 400  # the last of the refused requests
+    assert re.search(r"events\s+30\s+-\s+\S+ 400 malformed JSON: ", printed.stdout), printed.stdout
     assert daemon.stop() == 0
 
     stopped = subprocess.run([sys.executable, "-m", "connector", "status", "-c", str(daemon.config_path)],
