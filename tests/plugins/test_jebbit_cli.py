@@ -246,3 +246,12 @@ def test_run_reads_the_env_file_and_the_environment_wins(daemon, tmp_path):
     daemon.start()
     status = daemon.get("/status").json()
     assert status["sources"]["jebbit"] == {"received": 0, "last_test_delivery": None, "last_refused": None}
+
+
+def test_a_cached_token_jebbit_no_longer_takes_is_replaced_once(jebbit, fake_jebbit):
+    assert jebbit("self").returncode == 0
+    fake_jebbit.tokens.clear()  # revoked, or issued by another environment
+    again = jebbit("self")
+    assert again.returncode == 0, again.stderr
+    assert fake_jebbit.token_requests == 2
+    assert [status for method, path, status in fake_jebbit.requests if path == "/api/v1/self"] == [200, 401, 200]
