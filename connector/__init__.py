@@ -8,15 +8,16 @@ from __future__ import annotations
 from .commands import CommandContext, Commands
 from .components import (
     Accepted,
+    Acks,
     BuildContext,
     Mapper,
     MapperConfig,
     PollingSource,
-    Secret,
     Sink,
     SinkConfig,
     Source,
     SourceConfig,
+    SourceContext,
     WebhookRequest,
     WebhookSource,
 )
@@ -24,10 +25,9 @@ from .config import Config
 from .envfile import read_env_file
 from .errors import CommandError, ConfigError, HTTPError, RecordRejected
 from .hookspecs import hookimpl
-from .pipeline import Acks
 from .records import Envelope, Record
 from .registry import Registry
-from .sources import SourceContext
+from .secret import Secret
 
 __all__ = [
     "Accepted", "Acks", "BuildContext", "CommandContext", "CommandError", "Commands", "Config", "ConfigError",

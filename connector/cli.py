@@ -13,11 +13,11 @@ import msgspec
 
 from . import logging as connector_logging
 from .commands import CommandContext, Commands
-from .config import secret_fields
 from .envfile import apply_env_file
 from .errors import ConnectorError
 from .graph import build_graph, check_graph, config_warnings
 from .plugins import PluginManager
+from .secret import secret_fields
 
 DEFAULT_CONFIG = "connector.toml"
 

@@ -14,22 +14,14 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import anyio.abc
 import msgspec
-import structlog
 
 from .records import Envelope, Record
-
-if TYPE_CHECKING:
-    from .pipeline import Acks
-    from .sources import SourceContext
-
-Secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
-"""A config string that is a credential: redacted in ``connector check`` and in logs."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +139,48 @@ class Mapper(abc.ABC):
         """
 
 
+class SourceContext(Protocol):
+    """What ``PollingSource.run`` gets: a durable way in for its records, and a way to say it is failing."""
+
+    async def append(self, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
+        """Store decoded records (canonically, with deterministic ids); return once durable.
+
+        ``checkpoint`` (the source's position, e.g. an API cursor) is saved in the same
+        transaction, so after a crash the source resumes exactly after what was stored.
+        """
+
+    async def checkpoint(self) -> bytes | None:
+        """The checkpoint last stored with ``append``, or None on the first run."""
+
+    def pause(self, reason: str) -> None:
+        """The source cannot fetch for a reason the user must fix (a refused API key): the daemon
+        is not ready and ``/readyz`` names the source with ``reason`` until ``resume``."""
+
+    def resume(self) -> None:
+        """The source fetches again."""
+
+
+class Acks(Protocol):
+    """What ``Sink.run`` gets to answer for each envelope: delivered, refused for good, or paused."""
+
+    sink: str  # the sink's name, for its own metrics labels
+
+    async def ack(self, envelopes: Iterable[Envelope]) -> None:
+        """The sink delivered ``envelopes``."""
+
+    async def dead_letter(self, envelope: Envelope, reason: str, attempts: int = 1) -> None:
+        """The sink refuses ``envelope`` permanently: its record is kept as a dead letter with ``reason``."""
+
+    def error(self, reason: str, kind: str) -> None:
+        """Report a failure that is retried (counted, shown by ``connector status``)."""
+
+    def pause(self, reason: str) -> None:
+        """The destination is failing as a whole: the sink is paused and the daemon not ready."""
+
+    def resume(self) -> None:
+        """The destination answers again."""
+
+
 class Sink(abc.ABC):
     """A running sink: consumes envelopes and acknowledges each one exactly once."""
 
@@ -160,7 +194,3 @@ class Sink(abc.ABC):
         restart, with the same id.
         """
 
-
-def logger(component: str) -> Any:
-    """A structlog logger bound to a component name."""
-    return structlog.get_logger("connector").bind(component=component)

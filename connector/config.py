@@ -19,6 +19,7 @@ from .buffer import BUFFER_KINDS, BufferConfig
 from .components import ComponentConfig
 from .errors import ConfigError
 from .registry import Registry
+from .secret import secret_fields, secret_values
 
 SECTIONS = ("sources", "mappers", "sinks")
 KIND_OF_SECTION = {"sources": "source", "mappers": "mapper", "sinks": "sink"}
@@ -153,6 +154,7 @@ class _Loader:
                 component = self.load_component(section, name, table)
                 getattr(config, section)[name] = component
                 secrets.update(secret_values(component.config))
+        secrets.update(secret_values(buffer))
         config.secrets = frozenset(secrets)
         for where, name in self.unset:
             if not _is_secret_setting(config, where):
@@ -269,34 +271,6 @@ def _explain(message: str) -> tuple[str | None, str]:
         reason = message[: at.start()]
         return at.group(1), reason + (f" (at {at.group(2)})" if at.group(2) else "")
     return None, message
-
-
-def secret_values(config: msgspec.Struct) -> set[str]:
-    """The values of the fields of ``config`` typed ``connector.Secret`` (strings, or lists)."""
-    values: set[str] = set()
-    for name in secret_fields(type(config)):
-        value = getattr(config, name)
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(item, str) and item:
-                values.add(item)
-    return values
-
-
-def secret_fields(cls: type) -> list[str]:
-    """Names of the fields of a Struct class marked secret (``Secret``, ``list[Secret]``...)."""
-    info = msgspec.inspect.type_info(cls)
-    return [f.name for f in getattr(info, "fields", ()) if _is_secret(f.type)]
-
-
-def _is_secret(t: msgspec.inspect.Type) -> bool:
-    if isinstance(t, msgspec.inspect.Metadata):
-        return bool((t.extra or {}).get("secret")) or _is_secret(t.type)
-    if isinstance(t, msgspec.inspect.UnionType):
-        return any(_is_secret(x) for x in t.types)
-    if isinstance(t, (msgspec.inspect.ListType, msgspec.inspect.TupleType)):
-        inner = getattr(t, "item_type", None)
-        return inner is not None and _is_secret(inner)
-    return False
 
 
 def _usable_cpus() -> int:

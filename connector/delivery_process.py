@@ -27,7 +27,7 @@ import httpx
 import msgspec
 
 from . import metrics
-from .components import logger
+from .logging import logger
 from .pipeline import SinkPipeline
 
 STATE_SECONDS = 0.5

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .components import BuildContext, Mapper, PollingSource, Sink, Source, WebhookSource, logger
-from .config import Config, secret_fields
+from .components import BuildContext, Mapper, PollingSource, Sink, Source, WebhookSource
+from .config import Config
 from .errors import ConfigError
+from .logging import logger
 from .pipeline import Route
+from .secret import secret_fields
 
 RESERVED_PATHS = ("/healthz", "/readyz", "/metrics")
 MIN_SECRET_LENGTH = 16

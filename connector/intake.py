@@ -1,4 +1,7 @@
-"""Intake: turns what sources accepted into stored records with deterministic ids."""
+"""Intake: turns what sources accepted into stored records with deterministic ids.
+
+``PollingContext`` is the ``connector.SourceContext`` a polling source gets.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import msgspec
 
 from . import ids, metrics
 from .buffer import Buffer, NewRecord
+from .logging import logger
 from .tap import TapHub
 
 
@@ -49,3 +53,29 @@ class Intake:
             counter = self._received[source] = metrics.RECEIVED.labels(source)
         counter.inc(len(new))
         self.received[source] = self.received.get(source, 0) + len(new)
+
+
+class PollingContext:
+    """``connector.SourceContext`` for one polling source: its records go through ``intake``."""
+
+    def __init__(self, name: str, intake: Intake):
+        self.name = name
+        self._intake = intake
+        self._log = logger(name)
+
+    async def append(self, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
+        await self._intake.store(self.name, records, checkpoint)
+
+    async def checkpoint(self) -> bytes | None:
+        return await self._intake.buffer.checkpoint(checkpoint_name(self.name))
+
+    def pause(self, reason: str) -> None:
+        if self._intake.paused.get(self.name) is None:
+            self._log.error("source paused", reason=reason)
+            metrics.SOURCE_PAUSED.labels(self.name).set(1)
+        self._intake.paused[self.name] = reason
+
+    def resume(self) -> None:
+        if self._intake.paused.pop(self.name, None) is not None:
+            self._log.info("source resumed")
+            metrics.SOURCE_PAUSED.labels(self.name).set(0)

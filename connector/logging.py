@@ -37,6 +37,11 @@ class RedactSecrets:
         return event
 
 
+def logger(component: str) -> Any:
+    """A structlog logger bound to a component name."""
+    return structlog.get_logger("connector").bind(component=component)
+
+
 def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None) -> None:
     """Set up structlog for the process; call again after the config is loaded."""
     stream = stream or sys.stderr

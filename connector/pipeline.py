@@ -2,7 +2,7 @@
 
 One pipeline per sink. A reader task reads records after the sink's cursor, runs each through
 the mappers that feed this sink (or passes it raw), and sends envelopes into a bounded stream
-that the sink consumes. ``Acks`` turns the sink's per-message answers into per-record buffer
+that the sink consumes. ``SinkAcks`` turns the sink's per-message answers into per-record buffer
 acknowledgements: a record is done when all its messages are delivered or dead-lettered.
 """
 
@@ -19,8 +19,9 @@ import msgspec
 
 from . import ids, metrics
 from .buffer import Buffer
-from .components import Mapper, Sink, logger
+from .components import Mapper, Sink
 from .errors import BufferUnavailable, RecordRejected
+from .logging import logger
 from .records import Envelope, Record
 from .tap import TapHub
 
@@ -37,8 +38,8 @@ class Route:
     mapper: Mapper | None
 
 
-class Acks:
-    """The sink's side of acknowledgement: per message in, per record out to the buffer."""
+class SinkAcks:
+    """``connector.Acks`` for one sink: per message in, per record out to the buffer."""
 
     def __init__(self, sink: str, buffer: Buffer, taps: TapHub):
         self.sink = sink
@@ -144,7 +145,7 @@ class SinkPipeline:
         self.buffer = buffer
         self.taps = taps
         self.tapped_mappers = tapped_mappers  # mappers whose output this pipeline shows to taps
-        self.acks = Acks(name, buffer, taps)
+        self.acks = SinkAcks(name, buffer, taps)
         self.finished = anyio.Event()
         self._draining = False
         self._log = logger(name)

@@ -27,14 +27,13 @@ import uvicorn
 
 from . import metrics
 from .buffer import Buffer
-from .components import logger
 from .config import Config
 from .delivery_process import DeliveryProcess, publish_sink_states, sink_states
 from .graph import Graph
-from .intake import Intake
+from .intake import Intake, PollingContext
+from .logging import logger
 from .pipeline import SinkPipeline
 from .server import IngressApp
-from .sources import SourceContext
 from .tap import TapHub
 
 MAIN_PROCESS_POLL_SECONDS = 0.5
@@ -197,7 +196,7 @@ class Daemon:
 
     async def _run_polling(self, source: Any, scope: anyio.CancelScope) -> None:
         with scope:
-            await self._supervise(source.name, source.run, SourceContext(source.name, self.intake, self.buffer))
+            await self._supervise(source.name, source.run, PollingContext(source.name, self.intake))
 
     async def _serve(self, done: anyio.Event) -> None:
         if self.role == "delivery":  # /metrics and /tap for the main process, on a unix socket

@@ -31,9 +31,10 @@ import nats.errors
 import nats.js.errors
 from nats.js import api
 
-from ..components import Secret, logger
 from ..errors import BufferFull, BufferUnavailable
+from ..logging import logger
 from ..records import DeadLetter, Record
+from ..secret import Secret
 from .base import Buffer, BufferConfig, NewRecord
 
 HEADER_SOURCE = "Connector-Source"

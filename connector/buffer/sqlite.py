@@ -25,8 +25,8 @@ import anyio
 import anyio.to_thread
 
 from .. import metrics
-from ..components import logger
 from ..errors import BufferFull, BufferUnavailable
+from ..logging import logger
 from ..records import DeadLetter, Record
 from .base import Buffer, BufferConfig, CursorTracker, NewRecord, now
 

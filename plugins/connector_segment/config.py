@@ -8,10 +8,9 @@ import msgspec
 
 import connector
 
-REGIONS = {"us": "https://api.segment.io", "eu": "https://events.eu1.segmentapis.com"}
-MAX_BATCH_MESSAGES = 2500
-MAX_BATCH_BYTES = 500 * 1000
-MAX_MESSAGE_BYTES = 32 * 1000
+from .messages import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, REGIONS
+from .sink import SegmentSink
+
 
 
 class SegmentSinkConfig(connector.SinkConfig, tag="segment"):
@@ -46,6 +45,4 @@ class SegmentSinkConfig(connector.SinkConfig, tag="segment"):
         return (self.endpoint or REGIONS[self.region]).rstrip("/") + "/v1/batch"
 
     def build(self, ctx: connector.BuildContext) -> connector.Sink:
-        from .sink import SegmentSink
-
         return SegmentSink(self, ctx.log)

@@ -1,4 +1,7 @@
-"""Segment messages on the wire: stamped with ``messageId`` and ``context.library``, batched."""
+"""Segment messages on the wire: stamped with ``messageId`` and ``context.library``, batched.
+
+With Segment's documented limits and regions.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,10 @@ import msgspec
 import connector
 
 LIBRARY = {"name": "connector", "version": version("connector")}
+REGIONS = {"us": "https://api.segment.io", "eu": "https://events.eu1.segmentapis.com"}
+MAX_BATCH_MESSAGES = 2500
+MAX_BATCH_BYTES = 500 * 1000
+MAX_MESSAGE_BYTES = 32 * 1000
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 

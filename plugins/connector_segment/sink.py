@@ -13,7 +13,7 @@ import base64
 import enum
 import gzip
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -24,8 +24,24 @@ import connector
 from connector import metrics
 from connector.backoff import full_jitter, retry_after_seconds
 
-from .config import MAX_MESSAGE_BYTES, SegmentSinkConfig
-from .messages import BATCH_OVERHEAD, LIBRARY, NotAMessage, batch_body, encode_message
+from .messages import BATCH_OVERHEAD, LIBRARY, MAX_MESSAGE_BYTES, NotAMessage, batch_body, encode_message
+
+
+class SinkSettings(Protocol):
+    """The settings the sink runs on (``SegmentSinkConfig`` documents each)."""
+
+    url: str
+    write_key: str
+    gzip: bool
+    batch_max_messages: int
+    batch_max_bytes: int
+    flush_interval: float
+    max_in_flight: int
+    timeout: float
+    retry_initial_seconds: float
+    retry_max_seconds: float
+    retry_after_max_seconds: float
+    max_retry_duration: float | None
 
 
 class Outcome(enum.Enum):
@@ -38,7 +54,7 @@ class Outcome(enum.Enum):
 class SegmentSink(connector.Sink):
     """Delivers envelopes to Segment's HTTP Tracking API."""
 
-    def __init__(self, config: SegmentSinkConfig, log: Any):
+    def __init__(self, config: SinkSettings, log: Any):
         self.config = config
         self.log = log
         self.url = config.url
