@@ -18,6 +18,7 @@ from .errors import ConnectorError
 from .graph import build_graph, check_graph, config_warnings
 from .plugins import PluginManager
 from .secret import secret_fields
+from .server import listen
 
 DEFAULT_CONFIG = "connector.toml"
 
@@ -97,14 +98,17 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .runtime import Daemon
 
     config = _with_secrets(args, ctx)
-    connector_logging.configure(config.service.log_level, config.secrets)
-    graph = build_graph(config)
     role = args.role or ("ingest" if config.delivery_process else "all")
+    connector_logging.configure(config.service.log_level, config.secrets, role={"all": "daemon"}.get(role, role))
+    graph = build_graph(config)
+    listener = None
     if role == "delivery":
         buffer = config.buffer.build(config.directory, appended_elsewhere=True)  # type: ignore[call-arg]
     else:
         buffer = config.buffer.build(config.directory)
-    daemon = Daemon(config, graph, buffer, role, args.control_socket, args.main_pid)
+        buffer.claim()
+        listener = listen(config.server)
+    daemon = Daemon(config, graph, buffer, role, args.control_socket, args.main_pid, listener)
     return anyio.run(daemon.run, backend_options={"use_uvloop": True})
 
 

@@ -10,7 +10,7 @@ import httpx
 
 import tomllib
 
-from .config import Config, load_config, locate
+from .config import Config, load_config
 from .errors import PluginError
 from .registry import Registry
 from .status import admin_url
@@ -43,9 +43,7 @@ class CommandContext:
 
     def where(self, config: Config, table: str, key: str | None = None) -> str:
         """``file:line: table.key``, for a message about one setting of ``config``."""
-        with open(config.path, encoding="utf-8", errors="replace") as fh:
-            line = locate(fh.read().splitlines(), table, key)
-        return f"{config.path}{f':{line}' if line else ''}: {table}{f'.{key}' if key else ''}"
+        return config.where(table, key)
 
     def daemon_url(self, config: Config, path: str) -> str:
         """The URL of ``path`` on the daemon that runs ``config`` (loopback for wildcard hosts)."""

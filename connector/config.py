@@ -90,6 +90,15 @@ class Config:
             return self.service.delivery_process
         return self.buffer.__struct_config__.tag == "sqlite" and _usable_cpus() >= 2
 
+    def where(self, table: str, key: str | None = None) -> str:
+        """``file:line: table.key``, to start a message about one setting of this config."""
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                line = locate(fh.read().splitlines(), table, key)
+        except OSError:
+            line = None
+        return f"{self.path}{f':{line}' if line else ''}: {table}{f'.{key}' if key else ''}"
+
     def components(self) -> Iterator[Component]:
         yield from self.sources.values()
         yield from self.mappers.values()

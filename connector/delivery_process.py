@@ -92,7 +92,7 @@ class DeliveryProcess:
         try:
             async with await anyio.open_process(command, stdin=None, stdout=None, stderr=None) as process:
                 self._process = process
-                self.log.info("delivery process started", pid=process.pid)
+                self.log.info("delivery process started", child_pid=process.pid)
                 code = await process.wait()
         finally:
             self.exited.set()

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Sequence
 
 from .config import Config
-from .errors import ConfigError
+from .errors import CommandError, ConfigError
 from .records import DeadLetter
 
 
@@ -20,18 +20,22 @@ async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: b
         raise ConfigError(f"dlq {action}: name dead-letter ids, or pass --all")
     await buffer.open(sinks=[])
     try:
-        if action == "list":
-            for letter in await buffer.dead_letters(ids):
-                print(_line(letter))
-        elif action == "show":
-            for letter in await buffer.dead_letters(ids):
-                print(_full(letter))
+        letters = await buffer.dead_letters(ids)
+        missing = sorted(set(ids) - {letter.id for letter in letters})
+        if action in ("list", "show"):
+            for letter in letters:
+                print(_line(letter) if action == "list" else _full(letter))
+        elif missing:
+            pass  # replay or purge nothing when an id is wrong: the user meant other letters
         elif action == "replay":
             print(f"replayed {await buffer.replay(ids)} dead letter(s)")
         else:
             print(f"purged {await buffer.purge(ids)} dead letter(s)")
     finally:
         await buffer.close()
+    if missing:
+        raise CommandError(f"no dead letter with id {', '.join(map(str, missing))} "
+                           f"(`connector dlq list -c {config.path}` shows them)")
     return 0
 
 

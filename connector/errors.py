@@ -46,5 +46,9 @@ class BufferFull(ConnectorError):
     """The buffer reached its size limit; webhook sources answer 503 with Retry-After."""
 
 
+class BufferInUse(ConnectorError):
+    """Another daemon owns the buffer (one daemon per SQLite file); the message names its pid."""
+
+
 class BufferUnavailable(ConnectorError):
     """The buffer could not store a record (disk full, I/O error, broker unreachable)."""

@@ -10,15 +10,16 @@ from .errors import ConfigError
 from .logging import logger
 from .pipeline import Route
 from .secret import secret_fields
+from .server import BUILTIN_ROUTES
 
-RESERVED_PATHS = ("/healthz", "/readyz", "/metrics")
+RESERVED_PATHS = tuple(BUILTIN_ROUTES)
 MIN_SECRET_LENGTH = 16
 
 
 def check_graph(config: Config) -> None:
     """Reject dangling, cyclic or ill-typed ``inputs`` and clashing names, naming the key."""
     for name in set(config.sources) & set(config.mappers):
-        raise ConfigError(f"{config.path}: mappers.{name}: a source is named {name!r} too; "
+        raise ConfigError(f"{config.where(f'mappers.{name}')}: a source is named {name!r} too; "
                           "inputs refer to components by name, so names must be unique")
     for mapper in config.mappers.values():
         _check_inputs(config, "mappers", mapper.name, mapper.inputs, allowed=config.sources)
@@ -49,7 +50,7 @@ def config_warnings(config: Config) -> list[str]:
 
 
 def _check_inputs(config: Config, section: str, name: str, inputs: list[str], allowed: dict) -> None:
-    where = f"{config.path}: {section}.{name}.inputs"
+    where = config.where(f"{section}.{name}", "inputs")
     if not inputs:
         raise ConfigError(f"{where}: needs at least one input")
     for item in inputs:
@@ -95,7 +96,7 @@ def build_graph(config: Config) -> Graph:
         source: Source = component.config.build(_context(config, component.name))  # type: ignore[attr-defined]
         source.name = component.name
         if isinstance(source, WebhookSource):
-            where = f"{config.path}: sources.{component.name}.path"
+            where = config.where(f"sources.{component.name}", "path")
             if not source.path.startswith("/") or source.path in RESERVED_PATHS:
                 raise ConfigError(f"{where}: {source.path!r} must start with / and not be one of "
                                   f"{', '.join(RESERVED_PATHS)}")

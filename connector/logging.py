@@ -8,6 +8,7 @@ inside a longer word), so that a one-letter secret does not turn ``SIGTERM`` int
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -42,9 +43,27 @@ def logger(component: str) -> Any:
     return structlog.get_logger("connector").bind(component=component)
 
 
-def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None) -> None:
-    """Set up structlog for the process; call again after the config is loaded."""
+class ProcessFields:
+    """A structlog processor that adds which daemon process logs: its role and pid."""
+
+    def __init__(self, role: str):
+        self.role = role
+        self.pid = os.getpid()
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        event["process"] = self.role
+        event["pid"] = self.pid
+        return event
+
+
+def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = None, role: str | None = None) -> None:
+    """Set up structlog for the process; call again after the config is loaded.
+
+    ``role`` (``daemon``, ``ingest``, ``delivery``) and the pid go into every line of a daemon
+    process, so the lines of its two processes can be told apart.
+    """
     stream = stream or sys.stderr
+    process: list[Any] = [ProcessFields(role)] if role else []
     renderer: Any = (structlog.dev.ConsoleRenderer() if stream.isatty()
                      else structlog.processors.JSONRenderer())
     structlog.configure(
@@ -52,6 +71,7 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *process,
             structlog.processors.format_exc_info,
             RedactSecrets(secrets),
             renderer,

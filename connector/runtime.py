@@ -51,8 +51,9 @@ class Daemon:
     """One running connector."""
 
     def __init__(self, config: Config, graph: Graph, buffer: Buffer, role: str = "all",
-                 control_socket: str | None = None, main_pid: int | None = None):
+                 control_socket: str | None = None, main_pid: int | None = None, listener: Any = None):
         self.config = config
+        self.listener = listener  # the ingress's socket, bound before the daemon started
         self.control_socket = control_socket  # the delivery process serves /metrics and /tap there
         self.main_pid = main_pid or os.getppid()  # the delivery process's parent
         self.graph = graph
@@ -216,7 +217,7 @@ class Daemon:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(app.watch_body_reads)
                 try:
-                    await self.server.serve()
+                    await self.server.serve(sockets=[self.listener] if self.listener is not None else None)
                 except SystemExit:  # uvicorn exits when it cannot bind
                     cannot_listen = True
                 tg.cancel_scope.cancel()

@@ -11,6 +11,7 @@ decoding (the source's 401/400), then storage (503 when the buffer is full or th
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +24,7 @@ import structlog
 from . import metrics
 from .components import Accepted, WebhookRequest, WebhookSource
 from .config import ServerConfig
-from .errors import BufferFull, BufferUnavailable, HTTPError
+from .errors import BufferFull, BufferUnavailable, ConnectorError, HTTPError
 from .intake import Intake
 from .tap import TapHub
 
@@ -37,7 +38,31 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 LOOPBACK = ("127.0.0.1", "::1")
+BUILTIN_ROUTES = {"/healthz": "_healthz", "/readyz": "_readyz", "/metrics": "_metrics", "/status": "_status",
+                  "/tap": "_tap"}  # path -> IngressApp method; no source may take these paths
 _CLOSE = {"connection": "close"}  # the rest of the body is unread: the connection cannot be reused
+
+
+def listen(config: ServerConfig) -> socket.socket:
+    """The ingress's listening socket, bound before anything else starts (so a port in use is one
+    clear error, not a half-started daemon)."""
+    where = f"{config.host}:{config.port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(config.host or None, config.port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConnectorError(f"cannot listen on {where}: {exc.strerror or exc} (check [server] host)") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = "another program listens there: stop it, or set [server] port" if exc.errno == 98 else "check [server]"
+        raise ConnectorError(f"cannot listen on {where}: {exc.strerror} ({hint})") from None
+    sock.set_inheritable(False)
+    return sock
 
 
 class _TooLarge(Exception):
@@ -105,10 +130,7 @@ class IngressApp:
         self._status_counters: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # uvicorn runs it with lifespan="off"
             return
         path = scope["path"]
         source = self.routes.get(path)
@@ -236,8 +258,7 @@ class IngressApp:
 
     async def _builtin(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
-        handler = {"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics,
-                   "/status": self._status, "/tap": self._tap}.get(path)
+        handler = getattr(self, BUILTIN_ROUTES[path]) if path in BUILTIN_ROUTES else None
         if handler is None:
             self._count("", 404)
             await _respond(send, 404, _error("not found", f"no source is mounted at {path}"), {})
@@ -335,12 +356,3 @@ async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
 
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -57,6 +57,10 @@ class Buffer(abc.ABC):
     async def close(self) -> None:
         """Persist cursors and release storage."""
 
+    def claim(self) -> None:
+        """Make this process the buffer's one owner while it runs a daemon; raise ``BufferInUse``
+        if another process is. A no-op for kinds meant to be shared (nats) or private (memory)."""
+
     # records ---------------------------------------------------------------------------------
     @abc.abstractmethod
     async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
@@ -144,12 +148,6 @@ class CursorTracker:
             self.committed = seq
             moved = True
         return moved
-
-    def rewind(self) -> None:
-        """Forget what was handed out but not acked: it will be read again."""
-        self._order.clear()
-        self._done.clear()
-        self.read_position = self.committed
 
 
 def now() -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import queue
 import sqlite3
@@ -25,7 +26,7 @@ import anyio
 import anyio.to_thread
 
 from .. import metrics
-from ..errors import BufferFull, BufferUnavailable
+from ..errors import BufferFull, BufferInUse, BufferUnavailable
 from ..logging import logger
 from ..records import DeadLetter, Record
 from .base import Buffer, BufferConfig, CursorTracker, NewRecord, now
@@ -155,7 +156,8 @@ class SqliteBuffer(Buffer):
         self.max_bytes = max_bytes
         self.appended_elsewhere = appended_elsewhere  # another process appends: poll, nobody notifies
         self._last_seq = 0
-        self.commits = 0
+        self._owner_lock: int | None = None
+        self.commits = 0  # transactions of records: fewer than appends when they are grouped
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._writer_thread: _WriterThread | None = None
@@ -170,6 +172,25 @@ class SqliteBuffer(Buffer):
         self._queried_at: dict[str, float] = {}
 
     # lifecycle -------------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Hold an exclusive lock on ``<path>.lock`` (with this pid in it) until the process ends."""
+        lock_path = self.path + ".lock"
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise BufferUnavailable(f"cannot open {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise BufferInUse(f"{self.path}: the buffer is in use by the daemon with pid {holder}; one daemon owns "
+                              "a buffer (stop that one, or share work through the nats buffer)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._owner_lock = fd  # closed, and so released, when the process ends, however it ends
+
     async def open(self, sinks: Sequence[str]) -> None:
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -248,6 +269,7 @@ class SqliteBuffer(Buffer):
         rows = [(r.id, r.source, r.received_at, r.body, r.only_sink) for r in batch.records]
         try:
             last_seq = _when_unlocked(self._insert, rows, list(batch.checkpoints.items()))
+            self.commits += 1
         except Exception as exc:
             self._writer_thread.report(self._committed, batch, rows, 0, exc)  # type: ignore[union-attr]
         else:
@@ -260,7 +282,6 @@ class SqliteBuffer(Buffer):
             self.stored_bytes += batch.size
             if rows and self._cursors:  # no sink reads in this process (a delivery process does): no tail
                 self._remember(rows, last_seq)
-            self.commits += 1
             metrics.BUFFER_COMMITS.inc()
             self.healthy = True
         else:

@@ -78,7 +78,7 @@ def test_unknown_type_lists_installed_types(tmp_path, monkeypatch):
 def test_dangling_input(tmp_path, monkeypatch):
     monkeypatch.setenv("TOKEN", "x")
     message = error_of(tmp_path, GOOD.replace('inputs = ["events"]', 'inputs = ["evnts"]'))
-    assert "sinks.archive.inputs: unknown input 'evnts' (known: events)" in message
+    assert "bad.toml:9: sinks.archive.inputs: unknown input 'evnts' (known: events)" in message
 
 
 def test_cyclic_inputs(tmp_path, monkeypatch):
@@ -93,7 +93,8 @@ type = "jebbit_to_segment"
 inputs = ["a"]
 """
     message = error_of(tmp_path, cyclic)
-    assert "mappers.a.inputs: 'b' leads back to 'a': inputs must not form a cycle" in message
+    line = cyclic.splitlines().index('inputs = ["b"]') + 1
+    assert f"bad.toml:{line}: mappers.a.inputs: 'b' leads back to 'a': inputs must not form a cycle" in message
 
 
 def test_unset_variable(tmp_path, monkeypatch):

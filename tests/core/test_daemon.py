@@ -102,15 +102,19 @@ inputs = ["events"]
     assert '"component": "broken"' in logs and "component crashed" in logs and "boom" in logs
 
 
-def test_a_taken_port_is_a_clear_error(daemon_factory, tmp_path):
+@pytest.mark.parametrize("buffer", ["sqlite", "memory"])
+def test_a_taken_port_is_one_line_before_anything_starts(daemon_factory, tmp_path, buffer):
+    config = CONFIG.replace("{buffer}", buffer).replace("[service]", "[service]\ndelivery_process = " +
+                                                          ("true" if buffer == "sqlite" else "false"))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        daemon = daemon_factory(CONFIG.replace("{buffer}", "memory").replace("{port}", str(port)), env=ENV)
+        daemon = daemon_factory(config.replace("{port}", str(port)), env=ENV)
         with pytest.raises(RuntimeError, match="exited with 1"):
             daemon.start()
-        assert f"could not listen on 127.0.0.1:{port}" in daemon.logs()
+    assert daemon.logs() == (f"connector: error: cannot listen on 127.0.0.1:{port}: Address already in use "
+                             "(another program listens there: stop it, or set [server] port)\n")
 
 
 def test_secrets_never_reach_the_logs(daemon_factory):

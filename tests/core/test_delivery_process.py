@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from connector.testing import wait_until
 from connector_jebbit.signature import sign
 
@@ -156,3 +158,30 @@ def test_a_tap_started_before_the_delivery_process_listens_gets_its_lines(daemon
         tap.wait()
         reader.join(5)
         tap.stdout.close()
+
+
+def test_a_second_daemon_on_the_same_buffer_exits_1_naming_the_first(daemon_factory, fake_segment, tmp_path):
+    env = {"SEGMENT_WRITE_KEY": fake_segment.write_key, "SEGMENT_ENDPOINT": fake_segment.url}
+    first = daemon_factory(CONFIG, env=env).start()
+    second = daemon_factory(CONFIG, env=env, directory=tmp_path)  # the same data directory
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        second.start()
+    assert second.logs().endswith(f"the buffer is in use by the daemon with pid {first.process.pid}; one daemon "
+                                  "owns a buffer (stop that one, or share work through the nats buffer)\n")
+    assert post(first, 1).status_code == 200
+    wait_until(lambda: len(fake_segment.messages) == 2)
+    assert first.stop() == 0
+    third = daemon_factory(CONFIG, env=env, directory=tmp_path).start()  # the lock went with the process
+    assert third.stop() == 0
+
+
+def test_every_log_line_says_which_process_wrote_it(daemon_factory, fake_segment):
+    env = {"SEGMENT_WRITE_KEY": fake_segment.write_key, "SEGMENT_ENDPOINT": fake_segment.url}
+    daemon = daemon_factory(CONFIG, env=env).start()
+    [child] = wait_until(daemon.children)
+    wait_until(lambda: daemon.logs().count('"event": "starting"') == 2)
+    assert daemon.stop() == 0
+    lines = [json.loads(line) for line in daemon.logs().splitlines()]
+    assert lines and all({"process", "pid"} <= set(line) for line in lines)
+    starting = {(line["process"], line["pid"]) for line in lines if line["event"] == "starting"}
+    assert starting == {("ingest", daemon.process.pid), ("delivery", child)}

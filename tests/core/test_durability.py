@@ -106,6 +106,10 @@ def test_a_refused_record_is_dead_lettered_alone_and_replays_after_the_fix(daemo
     assert "\tpicky\t" in listing and "refused: contains poison" in listing
     letter_id = listing.split("\t")[0]
     assert '"kind":"poison"' in dlq(daemon, "show", letter_id)
+    unknown = subprocess.run([sys.executable, "-m", "connector", "dlq", "show", "424242", "-c", str(daemon.config_path)],
+                             capture_output=True, text=True, env=daemon.env)
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr.startswith("connector: error: no dead letter with id 424242")
 
     (tmp_path / "refusing").unlink()  # the cause is fixed
     assert "replayed 1 dead letter(s)" in dlq(daemon, "replay", "--all")
