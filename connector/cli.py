@@ -15,7 +15,7 @@ from . import logging as connector_logging
 from .commands import CommandContext, Commands
 from .envfile import apply_env_file
 from .errors import ConnectorError
-from .graph import build_graph, check_graph, config_warnings
+from .graph import build_graph, config_warnings
 from .plugins import PluginManager
 from .secret import secret_fields
 from .server import listen
@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 def _check(args: argparse.Namespace, ctx: CommandContext) -> int:
     config = _with_secrets(args, ctx)
-    check_graph(config)
+    build_graph(config)  # rejects all that `run` rejects
     print(f"{config.path}: ok")
     print(f"buffer: {_describe(config.buffer)}")
     if not config.buffer.build(config.directory).durable:

@@ -7,7 +7,9 @@ A plugin declares each component type as a config Struct; the ``tag`` is its ``t
         def build(self, ctx: BuildContext) -> Sink: ...
 
 The core validates a component's TOML table against the class (unknown keys are errors) and
-calls ``build`` to make the running component: "the config is the factory".
+calls ``build`` to make the running component: "the config is the factory". ``build`` checks
+and prepares, but opens no file or connection (``connector check`` calls it too, and a process
+builds components it may not run): do that when the component starts running.
 """
 
 from __future__ import annotations

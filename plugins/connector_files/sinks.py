@@ -43,9 +43,7 @@ class FileSinkConfig(connector.SinkConfig, tag="file"):
     fsync: bool = False
 
     def build(self, ctx: connector.BuildContext) -> connector.Sink:
-        path = ctx.path(self.path)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        return FileSink(path, self.fsync)
+        return FileSink(ctx.path(self.path), self.fsync)
 
 
 class StreamSink(connector.Sink):
@@ -67,14 +65,14 @@ class StreamSink(connector.Sink):
             os.fsync(self.stream.fileno())
 
 
-class FileSink(StreamSink):
-    """A ``StreamSink`` on a file it opens for appending and closes when done."""
+class FileSink(connector.Sink):
+    """Appends to a file it opens when it starts (its folder made if need be) and closes when done."""
 
     def __init__(self, path: str, fsync: bool):
-        super().__init__(open(path, "ab"), fsync)  # noqa: SIM115 - closed when run ends
+        self.path = path
+        self.fsync = fsync
 
     async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
-        try:
-            await super().run(inbox, acks)
-        finally:
-            self.stream.close()
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        with open(self.path, "ab") as stream:
+            await StreamSink(stream, self.fsync).run(inbox, acks)

@@ -173,3 +173,29 @@ def test_delivery_process_true_needs_the_sqlite_buffer(tmp_path, monkeypatch):
     assert "service.delivery_process" in message and "sqlite" in message
     assert "bad.toml:2: service.delivery_process: Invalid enum value 'sometimes'" in error_of(
         tmp_path, '[service]\ndelivery_process = "sometimes"\n' + GOOD)
+
+
+@pytest.mark.parametrize("change, expected", [
+    (('path = "/in"', 'path = "/metrics"'), "sources.events.path: '/metrics' must start with / and not be one of"),
+    (('path = "/in"', 'path = "/status"'), "sources.events.path: '/status' must start with / and not be one of"),
+])
+def test_cli_check_rejects_what_run_rejects(tmp_path, change, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD.replace(*change))
+    for command in (["check"], ["run"]):
+        result = subprocess.run([sys.executable, "-m", "connector", *command, "-c", str(path)],
+                                capture_output=True, text=True, env={"TOKEN": "x", "PATH": ""}, cwd=tmp_path)
+        assert result.returncode == 1
+        assert f"bad.toml:4: {expected}" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing was created on the way
+
+
+def test_read_only_commands_need_no_secrets(tmp_path):
+    path = tmp_path / "good.toml"
+    path.write_text(GOOD)
+    listed = subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(path)],
+                            capture_output=True, text=True, env={"PATH": ""}, cwd=tmp_path)
+    assert listed.returncode == 0 and listed.stdout == "", listed.stderr
+    checked = subprocess.run([sys.executable, "-m", "connector", "check", "-c", str(path)],
+                             capture_output=True, text=True, env={"PATH": ""}, cwd=tmp_path)
+    assert checked.returncode == 1 and "environment variable TOKEN is not set" in checked.stderr
