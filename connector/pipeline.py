@@ -8,6 +8,7 @@ acknowledgements: a record is done when all its messages are delivered or dead-l
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import anyio.lowlevel
 import msgspec
 
 from . import ids, metrics
+from .backoff import full_jitter
 from .buffer import Buffer
 from .components import Mapper, Sink
 from .errors import BufferUnavailable, RecordRejected
@@ -123,15 +125,14 @@ class SinkAcks:
 async def store_dead_letter(buffer: Buffer, sink: str, record: Record, reason: str, attempts: int) -> None:
     """Keep a dead letter, waiting while the buffer cannot write: a record is only passed over
     once its dead letter is stored."""
-    delay = 0.5
-    while True:
+    for attempt in itertools.count():
         try:
             await buffer.dead_letter(sink, record, reason, attempts)
             return
         except BufferUnavailable as exc:
-            logger(sink).error("cannot store a dead letter; retrying", error=str(exc), delay_seconds=delay)
+            delay = full_jitter(attempt, 0.5, 30.0)
+            logger(sink).error("cannot store a dead letter; retrying", error=str(exc), delay_seconds=round(delay, 3))
             await anyio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 class SinkPipeline:

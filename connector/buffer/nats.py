@@ -17,6 +17,7 @@ production with ``replicas = 3``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import ssl
@@ -31,6 +32,7 @@ import nats.errors
 import nats.js.errors
 from nats.js import api
 
+from ..backoff import full_jitter
 from ..errors import BufferFull, BufferUnavailable
 from ..logging import logger
 from ..records import DeadLetter, Record
@@ -109,16 +111,16 @@ class NatsBuffer(Buffer):
             raise BufferUnavailable(f"nats at {self.config.url} did not answer within {wait} s") from None
 
     async def _open_retrying(self, sinks: Sequence[str]) -> None:
-        delay = 0.5
-        while True:
+        for attempt in itertools.count():
             try:
                 await self._open(sinks)
                 return
             except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
                 await self._close_connection()
-                self.log.warning("waiting for nats", error=str(exc) or type(exc).__name__, retry_in_seconds=delay)
+                delay = full_jitter(attempt, 0.5, 5.0)
+                self.log.warning("waiting for nats", error=str(exc) or type(exc).__name__,
+                                 retry_in_seconds=round(delay, 3))
                 await anyio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     async def _open(self, sinks: Sequence[str]) -> None:
         c = self.config
