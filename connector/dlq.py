@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 
 from .config import Config
 from .errors import CommandError, ConfigError
 from .records import DeadLetter
+from .status import when
 
 
 async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: bool) -> int:
@@ -39,12 +39,8 @@ async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: b
     return 0
 
 
-def _when(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")
-
-
 def _line(letter: DeadLetter) -> str:
-    return (f"{letter.id}\t{letter.sink}\t{letter.record_id}\t{_when(letter.failed_at)}\t"
+    return (f"{letter.id}\t{letter.sink}\t{letter.record_id}\t{when(letter.failed_at)}\t"
             f"attempts={letter.attempts}\t{letter.reason}")
 
 
@@ -53,8 +49,8 @@ def _full(letter: DeadLetter) -> str:
         f"id:          {letter.id}",
         f"sink:        {letter.sink}",
         f"record:      {letter.record_id} (source {letter.source})",
-        f"received:    {_when(letter.received_at)}",
-        f"failed:      {_when(letter.failed_at)} after {letter.attempts} attempt(s)",
+        f"received:    {when(letter.received_at)}",
+        f"failed:      {when(letter.failed_at)} after {letter.attempts} attempt(s)",
         f"reason:      {letter.reason}",
         f"body:        {letter.body.decode('utf-8', errors='replace')}",
         "",

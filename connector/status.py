@@ -35,15 +35,15 @@ async def show_status(config: Config) -> int:
         delivered = "-" if sink["delivered"] is None else f"{int(sink['delivered']):,}"
         error = "-"
         if sink["last_error"]:
-            error = f"{_when(sink['last_error_at'])} {sink['last_error']}"
+            error = f"{when(sink['last_error_at'])} {sink['last_error']}"
         rows.append((name, f"{sink['lag']:,}", delivered, f"{int(sink['dead_letters']):,}",
                      "paused" if sink["paused"] else "ok", error))
     _print_table(rows)
     sources = [("SOURCE", "RECEIVED", "LAST TEST DELIVERY", "LAST REFUSED")]
     for name, source in status.get("sources", {}).items():
         refused = source["last_refused"]
-        sources.append((name, f"{source['received']:,}", _when(source["last_test_delivery"]),
-                        "-" if refused is None else f"{_when(refused['at'])} {refused['status']} {refused['reason']}"))
+        sources.append((name, f"{source['received']:,}", when(source["last_test_delivery"]),
+                        "-" if refused is None else f"{when(refused['at'])} {refused['status']} {refused['reason']}"))
     if len(sources) > 1:
         print()
         _print_table(sources)
@@ -95,7 +95,8 @@ def stream_tap(config: Config, component: str | None) -> int:
     return 0
 
 
-def _when(timestamp: float | None) -> str:
+def when(timestamp: float | None) -> str:
+    """A Unix time as ISO 8601 UTC to the second ("-" for None)."""
     if timestamp is None:
         return "-"
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")

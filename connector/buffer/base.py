@@ -4,7 +4,9 @@ Every kind (memory, sqlite, nats) implements ``Buffer``. The contract:
 - ``append`` returns only once the records are stored as durably as the kind can;
 - ``read`` returns records after the sink's read position, in order;
 - ``ack`` marks records done for a sink; its committed cursor advances over contiguous acks;
-- ``dead_letter`` keeps a record a sink refused, with the reason; it counts as done;
+- ``dead_letter`` keeps a record a sink refused, with the reason; the sink then acks it as done;
+- ``replay`` puts dead letters back with their record ids, marked ``only_sink``: every sink
+  reads them, and the pipelines of the other sinks pass over them;
 - a record may be deleted once every sink has passed it.
 """
 
@@ -84,7 +86,7 @@ class Buffer(abc.ABC):
 
     @abc.abstractmethod
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
-        """Keep ``record`` as refused by ``sink``; it then counts as acknowledged."""
+        """Keep ``record`` as refused by ``sink`` (the caller then acks it, as for a delivered one)."""
 
     async def maintain(self) -> None:
         """Background upkeep while the daemon runs (cancelled when it stops); none by default."""

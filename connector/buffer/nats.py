@@ -259,7 +259,8 @@ class NatsBuffer(Buffer):
             headers = msg.headers or {}
             held[seq] = msg
             self._pending[sink] = meta.num_pending
-            records.append(Record(seq, headers.get("Nats-Msg-Id", str(seq)), headers.get(HEADER_SOURCE, ""),
+            record_id = headers.get(HEADER_RECORD_ID) or headers.get("Nats-Msg-Id", str(seq))
+            records.append(Record(seq, record_id, headers.get(HEADER_SOURCE, ""),
                                   float(headers.get(HEADER_RECEIVED, "0")), msg.data, headers.get(HEADER_ONLY_SINK)))
         return records
 
@@ -318,11 +319,11 @@ class NatsBuffer(Buffer):
 
     async def replay(self, ids: Sequence[int] = ()) -> int:
         letters = await self.dead_letters(ids)
-        for letter in letters:
-            replayed = NewRecord(f"{letter.record_id}-replay-{letter.id}", letter.source, letter.received_at,
-                                 letter.body, letter.sink)
-            await self._js.publish(f"{self.stream}.records.{_token(letter.source)}", letter.body,
-                                   headers=self._headers(replayed) | {"Nats-Msg-Id": replayed.id})
+        for letter in letters:  # the record keeps its id (and its messages theirs); the dedup key is new
+            replayed = NewRecord(letter.record_id, letter.source, letter.received_at, letter.body, letter.sink)
+            headers = self._headers(replayed) | {"Nats-Msg-Id": f"{letter.record_id}-replay-{letter.id}",
+                                                 HEADER_RECORD_ID: letter.record_id}
+            await self._js.publish(f"{self.stream}.records.{_token(letter.source)}", letter.body, headers=headers)
             await self._js.delete_msg(self.dlq_stream, letter.id)
         return len(letters)
 
