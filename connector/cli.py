@@ -18,7 +18,6 @@ from .errors import ConnectorError
 from .graph import build_graph, config_warnings
 from .plugins import PluginManager
 from .secret import secret_fields
-from .server import listen
 
 DEFAULT_CONFIG = "connector.toml"
 
@@ -67,7 +66,7 @@ def _parser(plugins: PluginManager) -> argparse.ArgumentParser:
         return sub
 
     run = with_env_file(with_config(command("run", _run, "run the daemon until SIGTERM or SIGINT")))
-    run.add_argument("--role", choices=["all", "ingest", "delivery"], help=argparse.SUPPRESS)
+    run.add_argument("--role", choices=["delivery"], help=argparse.SUPPRESS)
     run.add_argument("--control-socket", help=argparse.SUPPRESS)
     run.add_argument("--main-pid", type=int, help=argparse.SUPPRESS)
     with_env_file(with_config(command("check", _check, "validate the config and print the resolved graph")))
@@ -95,21 +94,21 @@ def _with_secrets(args: argparse.Namespace, ctx: CommandContext) -> Any:
 
 
 def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
-    from .runtime import Daemon
+    from . import assemble
 
     config = _with_secrets(args, ctx)
-    role = args.role or ("ingest" if config.delivery_process else "all")
-    connector_logging.configure(config.service.log_level, config.secrets, role={"all": "daemon"}.get(role, role))
-    graph = build_graph(config)
-    listener = None
-    if role == "delivery":
-        buffer = config.buffer.build(config.directory, appended_elsewhere=True)  # type: ignore[call-arg]
+    if args.role == "delivery":
+        connector_logging.configure(config.service.log_level, config.secrets, role="delivery")
+
+        async def run() -> int:
+            return await assemble.delivery_process(config, args.control_socket, args.main_pid).run()
     else:
-        buffer = config.buffer.build(config.directory)
-        buffer.claim()
-        listener = listen(config.server)
-    daemon = Daemon(config, graph, buffer, role, args.control_socket, args.main_pid, listener)
-    return anyio.run(daemon.run, backend_options={"use_uvloop": True})
+        role = "ingest" if config.delivery_process else "daemon"
+        connector_logging.configure(config.service.log_level, config.secrets, role=role)
+
+        async def run() -> int:
+            return await assemble.main_process(config).run()
+    return anyio.run(run, backend_options={"use_uvloop": True})
 
 
 def _check(args: argparse.Namespace, ctx: CommandContext) -> int:

@@ -1,13 +1,13 @@
-"""``[service] delivery_process`` (``"auto"``: on 2+ cores): sinks run in a second process.
+"""``[service] delivery_process`` (``"auto"``: on 2+ cores): the sinks run in a second process.
 
-The main process serves HTTP and polls sources; it starts ``connector run --role delivery``,
-which runs the sink pipelines on the same SQLite file. The delivery process publishes each
-sink's state (paused, last error, counts, lag) into the database twice a second, for the
-main process's lag gauges and for when it cannot ask. The delivery process also answers
-``/status``, ``/metrics`` and ``/tap`` on a unix socket only the main process knows: the main
-process's ``/readyz`` and ``/status`` show its sinks live, its metrics are merged into the main
-process's, and its taps (of mappers and sinks) are streamed to the main process's clients. The delivery process stops, draining
-as on SIGTERM, when the main process is gone.
+The main process serves HTTP and polls sources; ``RemoteDelivery`` starts ``connector run
+--role delivery``, which runs the sink pipelines on the same SQLite file. The delivery process
+publishes each sink's state (paused, last error, counts, lag) into the database twice a second,
+for the main process's lag gauges and for when it cannot ask; it also answers ``/status``,
+``/metrics`` and ``/tap`` on a unix socket only the main process knows (``control.py``): the
+main process's ``/readyz`` and ``/status`` show its sinks live, its metrics are merged into the
+main process's, and its taps (of mappers and sinks) are streamed to the main process's clients.
+The delivery process stops, draining as on SIGTERM, when the main process is gone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -26,56 +25,24 @@ import anyio.abc
 import httpx
 import msgspec
 
-from . import metrics
+from .delivery import SinkState, Task
 from .logging import logger
-from .pipeline import SinkPipeline
 
 STATE_SECONDS = 0.5
 CONTROL_TIMEOUT_SECONDS = 2.0
 TAP_RETRY_SECONDS = 0.2
+MAIN_PROCESS_POLL_SECONDS = 0.5
 
 
-class SinkState(msgspec.Struct):
-    """What the delivery process says about one sink."""
+class RemoteDelivery:
+    """In the main process: the delivery process, started, watched and stopped; its sinks' states."""
 
-    lag: int = 0
-    delivered: float = 0
-    dead_letters: float = 0
-    paused: str | None = None
-    last_error: str | None = None
-    last_error_at: float | None = None
-    updated_at: float = 0.0
-
-
-def sink_states(buffer: Any, pipelines: Sequence[SinkPipeline]) -> dict[str, SinkState]:
-    """The state of the sinks this process runs."""
-    lag = buffer.lag()
-    states = {}
-    for p in pipelines:
-        error, at = p.acks.last_error or (None, None)
-        states[p.name] = SinkState(
-            lag=lag.get(p.name, 0),
-            delivered=metrics.sample("connector_component_sent_events_total", component=p.name),
-            dead_letters=metrics.sample("connector_dead_letters_total", sink=p.name),
-            paused=p.acks.paused_reason, last_error=error, last_error_at=at, updated_at=time.time())
-    return states
-
-
-async def publish_sink_states(buffer: Any, pipelines: Sequence[SinkPipeline]) -> None:
-    """In the delivery process: write every sink's state to the buffer, twice a second."""
-    while True:
-        states = sink_states(buffer, pipelines)
-        await buffer.save_sink_states({name: msgspec.json.encode(state) for name, state in states.items()})
-        await anyio.sleep(STATE_SECONDS)
-
-
-class DeliveryProcess:
-    """In the main process: start, watch and stop the delivery process; mirror its sink states."""
-
-    def __init__(self, config_path: str, sinks: Sequence[str], buffer: Any):
+    def __init__(self, config_path: str, sinks: Sequence[str], buffer: Any, grace: float):
         self.config_path = config_path
         self.sinks = list(sinks)
         self.buffer = buffer
+        self.grace = grace
+        self.reading_sinks: list[str] = []  # the delivery process keeps the cursors
         self.states: dict[str, SinkState] = {}
         self.stopping = False
         self.exited = anyio.Event()
@@ -84,7 +51,11 @@ class DeliveryProcess:
         self.control_socket = os.path.join(self._socket_dir, "delivery.sock")
         self.log = logger("delivery")
 
-    async def run(self) -> None:
+    def tasks(self) -> list[Task]:
+        """The process (the daemon stops when it ends) and the mirror of its sinks' states."""
+        return [Task("delivery", self._run, ends_daemon=True), Task("delivery", self._mirror_states)]
+
+    async def _run(self) -> None:
         """Run the delivery process until it exits; an exit other than a clean one (0, or by
         SIGTERM before it set up its handlers) is a crash."""
         command = [sys.executable, "-m", "connector", "run", "-c", self.config_path, "--role", "delivery",
@@ -102,19 +73,20 @@ class DeliveryProcess:
         if not self.stopping:
             self.log.info("the delivery process stopped (it was sent SIGTERM); stopping the daemon")
 
-    async def stop(self, grace: float) -> None:
-        """Ask the delivery process to drain and exit; kill it after ``grace`` (+5 s)."""
+    async def drain(self) -> None:
+        """Ask the delivery process to drain and exit (it has the same grace); kill it 5 s after."""
         self.stopping = True
         if self._process is None or self.exited.is_set():
             return
         self._process.send_signal(signal.SIGTERM)
-        with anyio.move_on_after(grace + 5) as scope:
-            await self.exited.wait()
-        if scope.cancelled_caught:
-            self._process.kill()
-            await self.exited.wait()
+        with anyio.CancelScope(shield=True):  # past the caller's grace too: never leave it behind
+            with anyio.move_on_after(self.grace + 5) as scope:
+                await self.exited.wait()
+            if scope.cancelled_caught:
+                self._process.kill()
+                await self.exited.wait()
 
-    async def mirror_states(self) -> None:
+    async def _mirror_states(self) -> None:
         """Keep ``states`` up to date with what the delivery process publishes."""
         decoder = msgspec.json.Decoder(SinkState)
         while True:
@@ -140,15 +112,22 @@ class DeliveryProcess:
         response = await self._get("/metrics")
         return None if response is None else response.text
 
-    async def live_states(self) -> dict[str, Any]:
+    async def sink_status(self) -> dict[str, Any]:
         """Each sink's state as the delivery process sees it now (the published ``states`` when
         it cannot answer)."""
         response = await self._get("/status")
         if response is None:
             return {sink: msgspec.structs.asdict(state) for sink, state in self.states.items()}
-        return response.json()["sinks"]
+        sinks: dict[str, Any] = response.json()["sinks"]
+        return sinks
 
-    async def tap(self, component: str | None) -> AsyncIterator[bytes]:
+    async def readiness(self) -> dict[str, str]:
+        return {sink: state["paused"] for sink, state in (await self.sink_status()).items() if state["paused"]}
+
+    def tap(self, component: str | None) -> AsyncIterator[bytes] | None:
+        return self._tap(component)
+
+    async def _tap(self, component: str | None) -> AsyncIterator[bytes]:
         """NDJSON lines the delivery process's mappers and sinks emit, until it stops them
         (while it is not listening yet, it is asked again every ``TAP_RETRY_SECONDS``)."""
         params = {} if component is None else {"component": component}
@@ -164,3 +143,25 @@ class DeliveryProcess:
 
     def lag(self) -> dict[str, int]:
         return {sink: state.lag for sink, state in self.states.items()}
+
+
+class MainProcessWatch:
+    """In the delivery process: its duties to the main process — publish the sinks' states, and
+    stop (draining, as on SIGTERM) when the main process is gone, killed perhaps, so that a
+    restarted daemon's delivery process is the only one."""
+
+    def __init__(self, main_pid: int, publish: Any):
+        self.main_pid = main_pid
+        self.publish = publish
+        self.log = logger("delivery")
+
+    def tasks(self) -> list[Task]:
+        return [Task("delivery", self._watch, ends_daemon=True), Task("delivery", self.publish)]
+
+    async def _watch(self) -> None:
+        while os.getppid() == self.main_pid:
+            await anyio.sleep(MAIN_PROCESS_POLL_SECONDS)
+        self.log.warning("the main process is gone; stopping")
+
+    async def drain(self) -> None:
+        """Nothing to drain."""

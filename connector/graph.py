@@ -78,19 +78,33 @@ def _upstream_mappers(config: Config, start: str) -> set[str]:
 
 
 @dataclass
-class Graph:
-    """Built components, ready to run."""
+class Sources:
+    """The built sources: what the ingest side runs."""
 
-    webhook_sources: list[WebhookSource] = field(default_factory=list)
-    polling_sources: list[PollingSource] = field(default_factory=list)
+    webhook: list[WebhookSource] = field(default_factory=list)
+    polling: list[PollingSource] = field(default_factory=list)
+
+    def names(self) -> set[str]:
+        return {s.name for s in [*self.webhook, *self.polling]}
+
+
+@dataclass
+class Sinks:
+    """The built mappers and sinks, and how records reach each sink: what the delivery side runs."""
+
     sinks: dict[str, Sink] = field(default_factory=dict)
     routes: dict[str, dict[str, list[Route]]] = field(default_factory=dict)
 
 
-def build_graph(config: Config) -> Graph:
-    """Check the wiring, then build every component from its config."""
+def build_graph(config: Config) -> tuple[Sources, Sinks]:
+    """Check the wiring, then build every component (what ``connector check`` does)."""
+    return build_sources(config), build_sinks(config)
+
+
+def build_sources(config: Config) -> Sources:
+    """Check the wiring, then build the sources."""
     check_graph(config)
-    graph = Graph()
+    graph = Sources()
     paths: dict[str, str] = {}
     for component in config.sources.values():
         source: Source = component.config.build(_context(config, component.name))  # type: ignore[attr-defined]
@@ -103,9 +117,16 @@ def build_graph(config: Config) -> Graph:
             if source.path in paths:
                 raise ConfigError(f"{where}: {source.path!r} is also the path of sources.{paths[source.path]}")
             paths[source.path] = component.name
-            graph.webhook_sources.append(source)
+            graph.webhook.append(source)
         elif isinstance(source, PollingSource):
-            graph.polling_sources.append(source)
+            graph.polling.append(source)
+    return graph
+
+
+def build_sinks(config: Config) -> Sinks:
+    """Check the wiring, then build the mappers and sinks."""
+    check_graph(config)
+    graph = Sinks()
     mappers: dict[str, Mapper] = {
         c.name: c.config.build(_context(config, c.name)) for c in config.mappers.values()  # type: ignore[attr-defined]
     }

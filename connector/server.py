@@ -11,9 +11,7 @@ decoding (the source's 401/400), then storage (503 when the buffer is full or th
 
 from __future__ import annotations
 
-import socket
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -24,9 +22,9 @@ import structlog
 from . import metrics
 from .components import Accepted, WebhookRequest, WebhookSource
 from .config import ServerConfig
-from .errors import BufferFull, BufferUnavailable, ConnectorError, HTTPError
+from .errors import BufferFull, BufferUnavailable, HTTPError
 from .intake import Intake
-from .tap import TapHub
+from .tap import TapHub, stream_tap, tap_component
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -41,28 +39,6 @@ LOOPBACK = ("127.0.0.1", "::1")
 BUILTIN_ROUTES = {"/healthz": "_healthz", "/readyz": "_readyz", "/metrics": "_metrics", "/status": "_status",
                   "/tap": "_tap"}  # path -> IngressApp method; no source may take these paths
 _CLOSE = {"connection": "close"}  # the rest of the body is unread: the connection cannot be reused
-
-
-def listen(config: ServerConfig) -> socket.socket:
-    """The ingress's listening socket, bound before anything else starts (so a port in use is one
-    clear error, not a half-started daemon)."""
-    where = f"{config.host}:{config.port}"
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(config.host or None, config.port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise ConnectorError(f"cannot listen on {where}: {exc.strerror or exc} (check [server] host)") from None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        hint = "another program listens there: stop it, or set [server] port" if exc.errno == 98 else "check [server]"
-        raise ConnectorError(f"cannot listen on {where}: {exc.strerror} ({hint})") from None
-    sock.set_inheritable(False)
-    return sock
 
 
 class _TooLarge(Exception):
@@ -114,9 +90,7 @@ class Control(Protocol):
 class IngressApp:
     """Routes webhook deliveries to sources and stores what they accept."""
 
-    def __init__(self, sources: list[WebhookSource], intake: Intake, config: ServerConfig, control: Control,
-                 unix_socket: bool = False):
-        self.unix_socket = unix_socket  # every client of a unix socket is local
+    def __init__(self, sources: list[WebhookSource], intake: Intake, config: ServerConfig, control: Control):
         self.routes = {source.path: source for source in sources}
         self.activity = {source.name: SourceActivity() for source in sources}
         self.intake = intake
@@ -264,8 +238,7 @@ class IngressApp:
             await _respond(send, 404, _error("not found", f"no source is mounted at {path}"), {})
         elif method not in ("GET", "HEAD"):
             await _respond(send, 405, _error("method not allowed", f"{path} accepts GET"), {"allow": "GET"})
-        elif (path in ("/status", "/tap") and not self.unix_socket
-              and (scope.get("client") or ("",))[0] not in LOOPBACK):
+        elif path in ("/status", "/tap") and (scope.get("client") or ("",))[0] not in LOOPBACK:
             await _respond(send, 403, _error("forbidden", f"{path} answers local clients only"), {})
         else:
             await handler(scope, receive, send)
@@ -293,42 +266,14 @@ class IngressApp:
 
     async def _tap(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream NDJSON lines of what a component (``?component=NAME``, or all) emits."""
-        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        component = query.get("component", [None])[0]
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/x-ndjson")]})
-        sending = anyio.Lock()
-
-        async def forward(lines: AsyncIterator[bytes]) -> None:
-            async for line in lines:
-                async with sending:
-                    await send({"type": "http.response.body", "body": line, "more_body": True})
-
-        try:
-            with self.control.taps.subscribe(component) as lines:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-                    await send({"type": "http.response.body", "body": b"", "more_body": True})
-                    other_process = self.control.other_process_tap(component)
-                    if other_process is not None:
-                        tg.start_soon(forward, other_process)
-                    await forward(lines)
-                    tg.cancel_scope.cancel()
-            await send({"type": "http.response.body", "body": b""})
-        except OSError:  # the tap client went away
-            pass
+        component = tap_component(scope)
+        await stream_tap(receive, send, self.control.taps, component, self.control.other_process_tap(component))
 
     def _count(self, source: str, status: int) -> None:
         counter = self._status_counters.get((source, status))
         if counter is None:
             counter = self._status_counters[(source, status)] = metrics.HTTP_REQUESTS.labels(source, str(status))
         counter.inc()
-
-
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
 
 
 def _is_json(media_type: str) -> bool:

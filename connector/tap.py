@@ -7,7 +7,8 @@ counted), never held back from delivery. Publishing costs one attribute check wh
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import anyio
@@ -67,3 +68,41 @@ class TapHub:
         for streams in self._subscribers.values():
             for stream in streams:
                 stream.close()
+
+
+def tap_component(scope: dict[str, Any]) -> str | None:
+    """The ``?component=NAME`` of a tap request (None: every component)."""
+    query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("component", [None])[0]
+
+
+async def stream_tap(receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable[[dict[str, Any]], Awaitable[None]],
+                     taps: TapHub, component: str | None, other_process: AsyncIterator[bytes] | None) -> None:
+    """Answer an ASGI request with NDJSON lines of what ``component`` emits here (and, when
+    given, in another process), until the client goes away or the taps close."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/x-ndjson")]})
+    sending = anyio.Lock()
+
+    async def forward(lines: AsyncIterator[bytes]) -> None:
+        async for line in lines:
+            async with sending:
+                await send({"type": "http.response.body", "body": line, "more_body": True})
+
+    async def cancel_on_disconnect(scope: anyio.CancelScope) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
+
+    try:
+        with taps.subscribe(component) as lines:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel_on_disconnect, tg.cancel_scope)
+                await send({"type": "http.response.body", "body": b"", "more_body": True})
+                if other_process is not None:
+                    tg.start_soon(forward, other_process)
+                await forward(lines)
+                tg.cancel_scope.cancel()
+        await send({"type": "http.response.body", "body": b""})
+    except OSError:  # the tap client went away
+        pass

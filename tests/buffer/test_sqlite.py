@@ -97,11 +97,11 @@ async def test_dead_letters_replay_to_their_sink_only(tmp_path):
 
 
 async def test_byte_total_follows_every_insert_and_delete(tmp_path):
-    """The stored-bytes total is kept by triggers; appends of any size, checkpoints, replays and
+    """The stored-bytes total (the insert trigger adds, the retention delete subtracts): appends of any size, checkpoints, replays and
     deletions all leave it equal to what the records table holds."""
     import sqlite3
 
-    from connector.buffer.sqlite import ROWS_PER_STATEMENT
+    from connector.buffer.sqlite.writer import ROWS_PER_STATEMENT
 
     path = str(tmp_path / "b.db")
     buffer = SqliteBuffer(path)
@@ -139,3 +139,35 @@ async def test_an_append_to_a_closed_buffer_is_refused(tmp_path):
     await buffer.close()
     with pytest.raises(BufferUnavailable):
         await buffer.append([new(1)])
+
+
+async def test_a_database_from_before_schema_versions_is_migrated_and_keeps_its_records(tmp_path):
+    import sqlite3
+
+    from connector.buffer.sqlite.schema import MIGRATIONS, VERSION
+
+    path = str(tmp_path / "old.db")
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])  # the tables as the first releases made them, user_version 0
+    db.execute("INSERT INTO records (id, source, received_at, body) VALUES ('s-1', 's', 0, '{\"n\":1}')")
+    db.commit()
+    db.close()
+    buffer = SqliteBuffer(path)
+    await buffer.open(["out"])
+    assert [r.id for r in await buffer.read("out", 10)] == ["s-1"]
+    assert buffer.stored_bytes == len('{"n":1}')
+    await buffer.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (VERSION,)
+
+
+async def test_a_database_of_a_newer_connector_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    from connector.errors import BufferUnavailable
+
+    path = str(tmp_path / "new.db")
+    sqlite3.connect(path).execute("PRAGMA user_version = 99")
+    buffer = SqliteBuffer(path)
+    with pytest.raises(BufferUnavailable, match="schema is version 99, written by a newer connector"):
+        await buffer.open(["out"])
+    assert sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall() == []

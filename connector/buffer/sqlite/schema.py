@@ -1,0 +1,79 @@
+"""The sqlite buffer's tables, and their migrations by ``PRAGMA user_version``.
+
+``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``, in one transaction. A
+database older than versions (0, from before they were kept) gets every migration; the first
+one only creates what is missing, so it fits those too. A newer database than this connector
+knows is refused: going on could corrupt it.
+
+The byte total (``stats.bytes``) has one writer per direction: the insert trigger adds every
+stored body, the retention delete (``buffer.py``) subtracts what it deletes, in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .writer import transaction
+
+MIGRATIONS: list[str] = [
+    # 1: records, per-sink cursors, dead letters, checkpoints, the byte total, sink states
+    """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    body BLOB NOT NULL,
+    only_sink TEXT
+);
+CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    body BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    failed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS stats (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO stats (id, bytes) SELECT 1, COALESCE(SUM(length(body)), 0) FROM records;
+CREATE TABLE IF NOT EXISTS sink_state (sink TEXT PRIMARY KEY, state BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS records_bytes_in AFTER INSERT ON records BEGIN
+    UPDATE stats SET bytes = bytes + length(NEW.body); END;
+""",
+]
+VERSION = len(MIGRATIONS)
+
+
+class NewerSchema(Exception):
+    """The database was written by a newer connector."""
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring ``db`` to ``VERSION``; return the version it had."""
+    (found,) = db.execute("PRAGMA user_version").fetchone()
+    if found > VERSION:
+        raise NewerSchema(f"its schema is version {found}, written by a newer connector; this one knows "
+                          f"versions up to {VERSION}: upgrade connector, or point buffer.path elsewhere")
+    for version in range(found, VERSION):
+        with transaction(db):
+            for statement in _statements(MIGRATIONS[version]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+    return int(found)
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a migration script (a trigger's body keeps its own semicolons)."""
+    statements, current = [], ""
+    for line in script.strip().splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements

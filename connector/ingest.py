@@ -1,0 +1,96 @@
+"""The ingest side of a daemon: the HTTP ingress and the polling sources, storing into the buffer.
+
+It also answers for the whole daemon on ``/readyz``, ``/status`` and ``/metrics``, asking the
+delivery side (in this process or the other one) about the sinks.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import uvicorn
+
+from .buffer import Buffer
+from .config import Config
+from .delivery import Delivery, Task
+from .graph import Sources
+from .intake import Intake, PollingContext
+from .listening import QuietServer
+from .server import IngressApp
+from .tap import TapHub
+
+
+class Ingest:
+    """Webhook sources on the ingress (served on ``listener``) and polling sources, in one process."""
+
+    def __init__(self, config: Config, buffer: Buffer, sources: Sources, delivery: Delivery, taps: TapHub,
+                 listener: socket.socket):
+        self.config = config
+        self.buffer = buffer
+        self.sources = sources
+        self.delivery = delivery
+        self.taps = taps
+        self.listener = listener
+        self.intake = Intake(buffer, taps)
+        self.app = IngressApp(sources.webhook, self.intake, config.server, self)
+        self._server: QuietServer | None = None
+        self._served = anyio.Event()
+        self._polling = anyio.CancelScope()
+
+    def tasks(self) -> list[Task]:
+        return [Task("server", self._serve),
+                *(Task(source.name, lambda s=source: self._poll(s)) for source in self.sources.polling)]
+
+    async def drain(self) -> None:
+        """Stop taking input: answer 503 to new deliveries, let in-flight ones finish, stop polling."""
+        self.intake.stopping = True
+        self._polling.cancel()
+        if self._server is not None:
+            self._server.should_exit = True
+            await self._served.wait()
+
+    async def _poll(self, source: Any) -> None:
+        with self._polling:
+            await source.run(PollingContext(source.name, self.intake))
+
+    async def _serve(self) -> None:
+        config = uvicorn.Config(self.app, http="httptools", loop="none", lifespan="off", access_log=False,
+                                interface="asgi3", proxy_headers=False, log_config=None, server_header=False,
+                                date_header=False,
+                                timeout_graceful_shutdown=self.config.service.shutdown_grace_seconds)
+        self._server = QuietServer(config)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.app.watch_body_reads)
+                await self._server.serve(sockets=[self.listener])
+                tg.cancel_scope.cancel()
+        finally:
+            self._served.set()
+
+    # what the ingress shows of the daemon (server.Control) -----------------------------------
+    async def readiness(self) -> dict[str, str]:
+        """What keeps the daemon from being ready, by component (empty when ready)."""
+        problems: dict[str, str] = {}
+        if not self.buffer.healthy:
+            problems["buffer"] = "the buffer cannot store records"
+        problems.update(await self.delivery.readiness())
+        problems.update(self.intake.paused)
+        if self.intake.stopping:
+            problems["daemon"] = "shutting down"
+        return problems
+
+    async def other_process_metrics(self) -> str | None:
+        return await self.delivery.metrics()
+
+    def other_process_tap(self, component: str | None) -> AsyncIterator[bytes] | None:
+        if component in self.sources.names():
+            return None
+        return self.delivery.tap(component)
+
+    async def status(self) -> dict[str, Any]:
+        """Per sink: lag, delivered, dead letters, paused, last error; and the buffer's state."""
+        return {"running": True, "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy},
+                "sinks": await self.delivery.sink_status()}
