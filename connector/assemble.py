@@ -19,11 +19,12 @@ from .runtime import Daemon
 from .tap import TapHub
 
 
-def main_process(config: Config) -> Daemon:
+def main_process(config: Config, signals: bool = True) -> Daemon:
     """The process ``connector run`` starts: sources and the ingress; sinks here or in a child.
 
     The buffer is claimed, then the port bound, before anything starts: a second daemon on the
-    same buffer, or a port in use, is one clear error.
+    same buffer, or a port in use, is one clear error. ``signals=False``: only ``Daemon.stop``
+    stops it (it runs inside another program, a test).
     """
     buffer = config.buffer.build(config.directory)
     buffer.claim()
@@ -40,7 +41,7 @@ def main_process(config: Config) -> Daemon:
     announce = {"listen": f"http://{config.server.host}:{config.server.port}",
                 "webhooks": {s.name: s.path for s in sources.webhook}, "sinks": list(config.sinks),
                 "buffer": type(buffer).__name__}
-    return Daemon(config, buffer, [ingest, delivery], delivery, taps, announce)
+    return Daemon(config, buffer, [ingest, delivery], delivery, taps, announce, signals=signals)
 
 
 def delivery_process(config: Config, control_socket: str, main_pid: int) -> Daemon:

@@ -24,7 +24,7 @@ async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: b
         missing = sorted(set(ids) - {letter.id for letter in letters})
         if action in ("list", "show"):
             for letter in letters:
-                print(_line(letter) if action == "list" else _full(letter))
+                print(line(letter) if action == "list" else _full(letter))
         elif missing:
             pass  # replay or purge nothing when an id is wrong: the user meant other letters
         elif action == "replay":
@@ -39,7 +39,8 @@ async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: b
     return 0
 
 
-def _line(letter: DeadLetter) -> str:
+def line(letter: DeadLetter) -> str:
+    """One dead letter on one line, as `connector dlq list` prints it."""
     return (f"{letter.id}\t{letter.sink}\t{letter.record_id}\t{when(letter.failed_at)}\t"
             f"attempts={letter.attempts}\t{letter.reason}")
 

@@ -39,7 +39,7 @@ class Daemon:
     """One running process of connector: its buffer, its parts, signals and a graceful stop."""
 
     def __init__(self, config: Config, buffer: Buffer, parts: Sequence[Part], delivery: Delivery, taps: TapHub,
-                 announce: dict[str, Any], ignore_sigint: bool = False):
+                 announce: dict[str, Any], ignore_sigint: bool = False, signals: bool = True):
         self.config = config
         self.buffer = buffer
         self.parts = list(parts)  # drained in this order
@@ -47,6 +47,7 @@ class Daemon:
         self.taps = taps
         self.announce = announce  # what the "starting" log line says
         self.ignore_sigint = ignore_sigint  # the delivery process: a terminal's Ctrl-C reaches it too
+        self.signals = signals  # False: stopped by ``stop()`` only (a daemon inside a test's process)
         self.log = logger("daemon")
         self.exit_code = 0
         self._stop = anyio.Event()
@@ -58,7 +59,8 @@ class Daemon:
         self.log.info("starting", **self.announce)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_signals)
+                if self.signals:
+                    tg.start_soon(self._watch_signals)
                 tg.start_soon(self._supervise, Task("buffer", self.buffer.maintain))
                 for part in self.parts:
                     for task in part.tasks():
@@ -71,6 +73,10 @@ class Daemon:
             await self.buffer.close()
         self.log.info("stopped", exit_code=self.exit_code)
         return self.exit_code
+
+    def stop(self) -> None:
+        """Stop as on SIGTERM: drain within the grace period, then ``run`` returns."""
+        self._stop.set()
 
     async def _shut_down(self) -> None:
         grace = self.config.service.shutdown_grace_seconds
@@ -88,7 +94,7 @@ class Daemon:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:  # later signals are absorbed: the drain goes on
                 self.log.info("signal received", signal=signal.Signals(signum).name)
-                self._stop.set()
+                self.stop()
 
     async def _supervise(self, task: Task) -> None:
         try:

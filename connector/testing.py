@@ -4,6 +4,11 @@
 - ``DaemonProcess``: the real daemon as a subprocess on a config you write, with helpers to
   wait until it serves, post to it, stop it with a signal, or kill it.
 - fixture ``daemon_factory``: makes ``DaemonProcess`` objects in ``tmp_path`` and stops them.
+- ``LocalDaemon`` and fixture ``local_daemon_factory``: the same daemon (one process: ingress,
+  buffer, sinks) inside the test's process, on a background event loop, serving real HTTP on
+  a free port: no process start, so tests of behaviour that is not about processes run fast.
+- ``metric(text, name, **labels)``: a value read off ``/metrics``.
+- ``run_command(*args, env=...)``: ``connector ARGS`` in this process, its exit code and output.
 - ``ThreadedServer``: serve an ASGI app (a fake of some API) on 127.0.0.1 in a thread.
 - ``FakeSegment``: a local stand-in for Segment's ``/v1/batch`` that records what arrives,
   checks the write key and Segment's limits, and fails by script; fixture ``fake_segment``.
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import gzip
 import os
 import random
@@ -153,6 +159,15 @@ def daemon_factory(tmp_path: Path) -> Iterator[Any]:
     for daemon in made:
         if daemon.process is not None and daemon.process.poll() is None:
             daemon.kill()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` in Prometheus text ``text`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:
@@ -396,3 +411,175 @@ def fake_segment() -> Iterator[FakeSegment]:
     fake = FakeSegment().start()
     yield fake
     fake.stop()
+
+
+class LocalDaemon:
+    """The daemon inside this process (sinks in the same process, no signals), on a background
+    event loop, serving real HTTP on ``{port}``: ``start``, ``post``, ``get``, ``stop``,
+    ``dead_letters``, ``logs`` as ``DaemonProcess`` has them. ``env`` is in the environment while
+    the config is read (and plugins are loaded), with what ``env_file`` sets beneath it (as
+    ``connector run --env-file``); logs go to ``directory/daemon.stderr``."""
+
+    def __init__(self, directory: Path, config: str, env: dict[str, str] | None = None,
+                 env_file: str | None = None):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.config_path = self.directory / "connector.toml"
+        self.config_path.write_text(config.replace("{port}", str(self.port)))
+        self.env = dict(env or {})
+        self.env_file = env_file
+        self.stderr_path = self.directory / "daemon.stderr"
+        self.daemon: Any = None
+        self._portal: Any = None
+        self._portal_cm: Any = None
+        self._run: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> LocalDaemon:
+        """Assemble and start the daemon; return once ``/healthz`` answers."""
+        import anyio.from_thread
+        import msgspec as _msgspec
+
+        from . import logging as connector_logging
+        from .assemble import main_process
+        from .config import load_config
+        from .envfile import read_env_file
+        from .plugins import load_registry
+
+        from_file = read_env_file(str(self.directory / self.env_file)) if self.env_file else {}
+        env = {**{k: v for k, v in from_file.items() if k not in os.environ}, **self.env}
+        with _environment(env):
+            config = load_config(str(self.config_path), load_registry())
+        config.service = _msgspec.structs.replace(config.service, delivery_process=False)
+        self._log = open(self.stderr_path, "a")  # noqa: SIM115 - closed by stop
+        connector_logging.configure(config.service.log_level, config.secrets, stream=self._log, role="daemon")
+        self._portal_cm = anyio.from_thread.start_blocking_portal("asyncio")
+        self._portal = self._portal_cm.__enter__()
+        try:
+            self.daemon = self._portal.call(lambda: main_process(config, signals=False))  # in the loop
+        except BaseException:
+            self._close_portal()
+            raise
+        self._run = self._portal.start_task_soon(self.daemon.run)
+        wait_until(lambda: self._serving(), timeout=timeout)
+        return self
+
+    def _serving(self) -> bool:
+        if self._run.done():  # raises what made it stop, if it raised
+            raise RuntimeError(f"the daemon stopped with {self._run.result()}:\n{self.logs()}")
+        try:
+            return httpx.get(self.base_url + "/healthz", timeout=0.5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def post(self, path: str, body: bytes | str, headers: dict[str, str] | None = None,
+             **kwargs: Any) -> httpx.Response:
+        """POST ``body`` as JSON to ``path``."""
+        data = body.encode() if isinstance(body, str) else body
+        return httpx.post(self.base_url + path, content=data,
+                          headers={"content-type": "application/json", **(headers or {})}, **kwargs)
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.base_url + path)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Stop as on SIGTERM (drain within the grace period); the exit code ``run`` returned."""
+        if self._run is None:
+            return 0
+        try:
+            self._portal.call(self.daemon.stop)
+            return int(self._run.result(timeout))
+        finally:
+            self._run = None
+            self._close_portal()
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """The exit code once the daemon stops by itself (a crashed component: 1)."""
+        try:
+            return int(self._run.result(timeout))
+        finally:
+            self._run = None
+            self._close_portal()
+
+    def _close_portal(self) -> None:
+        if self._portal_cm is not None:
+            self._portal_cm.__exit__(None, None, None)
+            self._portal_cm = self._portal = None
+        self._log.close()
+
+    def dead_letters(self) -> str:
+        """The dead letters, one a line, as ``connector dlq list`` prints them."""
+        from .dlq import line
+
+        letters = self._portal.call(self.daemon.buffer.dead_letters)
+        return "".join(line(letter) + "\n" for letter in letters)
+
+    def logs(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str | None]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the duration of the block (None: unset)."""
+    saved = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class CommandResult(msgspec.Struct):
+    """What ``run_command`` gives back, like ``subprocess.CompletedProcess``."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_command(*args: str, env: dict[str, str | None] | None = None) -> CommandResult:
+    """``connector ARGS`` run in this process (no interpreter to start), with ``env`` changed
+    meanwhile (None unsets a variable); its exit code and what it printed."""
+    import io
+
+    import structlog
+
+    from .cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    logging_config = structlog.get_config()
+    with _environment(env or {}), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse: --help, a wrong argument
+            code = exc.code if isinstance(exc.code, int) else 1
+    structlog.configure(**logging_config)
+    return CommandResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def local_daemon_factory(tmp_path: Path) -> Iterator[Any]:
+    """Make ``LocalDaemon`` objects (``local_daemon_factory(config, env=..., directory=...)``); stopped after."""
+    made: list[LocalDaemon] = []
+
+    def make(config: str, env: dict[str, str] | None = None, directory: Path | None = None,
+             env_file: str | None = None) -> LocalDaemon:
+        daemon = LocalDaemon(directory or tmp_path, config, env, env_file)
+        made.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in made:
+        daemon.stop()

@@ -15,3 +15,11 @@ def plugin_env() -> dict[str, str]:
     """Environment that makes the daemon load tests/support/test_plugins.py."""
     path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH", "")]))
     return {"PYTHONPATH": path, "CONNECTOR_PLUGINS": "support.test_plugins"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the reliability suites run one at a time, on one worker: each loads
+    the machine on purpose, and two at once would each measure the other."""
+    for item in items:
+        if item.get_closest_marker("reliability"):
+            item.add_marker(pytest.mark.xdist_group("reliability"))

@@ -55,6 +55,7 @@ def expected_id(body: dict) -> str:
     return message_id(record_id("events", content), "events", 0)
 
 
+@pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_three_daemons_share_a_stream_and_survive_losing_one(daemon_factory, tmp_path, nats_server, fake_segment):
     config = CONFIG % (nats_server.url, fake_segment.url)
     daemons = [daemon_factory(config, directory=tmp_path / f"d{i}").start() for i in range(3)]
@@ -178,6 +179,7 @@ path = "out/events.ndjson"
 """
 
 
+@pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_nats_outage_answers_503_reports_not_ready_and_recovers(daemon_factory, tmp_path, nats_server):
     daemon = daemon_factory(MEMORY_SINK % nats_server.url).start()
     assert daemon.post("/in", '{"before": 1}').status_code == 200
@@ -196,6 +198,7 @@ def test_nats_outage_answers_503_reports_not_ready_and_recovers(daemon_factory, 
     assert daemon.stop() == 0
 
 
+@pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_the_daemon_waits_for_nats_at_startup(daemon_factory, tmp_path):
     import threading
 

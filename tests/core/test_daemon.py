@@ -53,8 +53,8 @@ def test_posted_records_reach_the_file_and_sigterm_exits_0(daemon_factory, tmp_p
     assert sorted((r["n"], r["k"]) for r in got) == sorted((i, k) for i in range(50) for k in "ab")
 
 
-def test_ingress_answers_each_bad_request_with_a_json_reason(daemon_factory):
-    daemon = daemon_factory(CONFIG.replace("{buffer}", "memory"), env=ENV).start()
+def test_ingress_answers_each_bad_request_with_a_json_reason(local_daemon_factory):
+    daemon = local_daemon_factory(CONFIG.replace("{buffer}", "memory"), env=ENV).start()
     cases = [
         (httpx.post(daemon.base_url + "/nope", content=b"{}"), 404, "not found"),
         (httpx.get(daemon.base_url + "/in"), 405, "method not allowed"),
@@ -75,8 +75,8 @@ def test_ingress_answers_each_bad_request_with_a_json_reason(daemon_factory):
     assert daemon.stop() == 0
 
 
-def test_streamed_body_over_the_limit_is_413_without_reading_it_all(daemon_factory):
-    daemon = daemon_factory(CONFIG.replace("{buffer}", "memory"), env=ENV).start()
+def test_streamed_body_over_the_limit_is_413_without_reading_it_all(local_daemon_factory):
+    daemon = local_daemon_factory(CONFIG.replace("{buffer}", "memory"), env=ENV).start()
 
     def chunks():
         for _ in range(1000):
@@ -89,13 +89,13 @@ def test_streamed_body_over_the_limit_is_413_without_reading_it_all(daemon_facto
     assert daemon.stop() == 0
 
 
-def test_a_crashing_sink_stops_the_daemon_with_exit_1(daemon_factory, plugin_env):
+def test_a_crashing_sink_stops_the_daemon_with_exit_1(local_daemon_factory, plugin_env):
     config = CONFIG.replace("{buffer}", "memory") + """
 [sinks.broken]
 type = "crashing"
 inputs = ["events"]
 """
-    daemon = daemon_factory(config, env={**ENV, **plugin_env}).start()
+    daemon = local_daemon_factory(config, env={**ENV, **plugin_env}).start()
     daemon.post("/in", b'{"a": 1}', AUTH)
     assert daemon.wait(timeout=15) == 1
     logs = daemon.logs()
@@ -117,9 +117,9 @@ def test_a_taken_port_is_one_line_before_anything_starts(daemon_factory, tmp_pat
                              "(another program listens there: stop it, or set [server] port)\n")
 
 
-def test_secrets_never_reach_the_logs(daemon_factory):
+def test_secrets_never_reach_the_logs(local_daemon_factory):
     config = CONFIG.replace("{buffer}", "memory").replace('[service]', '[service]\nlog_level = "debug"')
-    daemon = daemon_factory(config, env=ENV).start()
+    daemon = local_daemon_factory(config, env=ENV).start()
     daemon.post("/in", b"{}", {"authorization": "Bearer t0ken-value"})
     daemon.post("/in", b"{}", {"authorization": "Bearer nope"})
     assert daemon.stop() == 0
@@ -159,13 +159,15 @@ inputs = ["signed"]
     assert daemon.stdout().splitlines() == ['{"hello":"world"}']
 
 
-def test_a_full_buffer_answers_503_with_retry_after_and_keeps_what_it_stored(daemon_factory, tmp_path):
+def test_a_full_buffer_answers_503_with_retry_after_and_keeps_what_it_stored(local_daemon_factory, tmp_path):
     config = CONFIG.replace("shutdown_grace_seconds = 10", "shutdown_grace_seconds = 1").replace(
         'type = "{buffer}"', 'type = "sqlite"\nmax_bytes = 600').replace(
         'path = "out/events.ndjson"', 'path = "out/events.ndjson"\n\n[sinks.never]\ntype = "segment"\n'
         'inputs = ["events"]\nwrite_key = "k"\nendpoint = "http://127.0.0.1:9"\n')
-    daemon = daemon_factory(config, env=ENV).start()
-    statuses = [daemon.post("/in", json.dumps({"n": i, "pad": "x" * 50}), AUTH) for i in range(20)]
+    daemon = local_daemon_factory(config, env=ENV).start()
+    # Segment messages: the "never" sink retries them (its endpoint is down) and so holds every record
+    track = {"type": "track", "userId": "u1", "event": "Filled"}
+    statuses = [daemon.post("/in", json.dumps({**track, "n": i, "pad": "x" * 50}), AUTH) for i in range(20)]
     accepted = [i for i, r in enumerate(statuses) if r.status_code == 200]
     full = [r for r in statuses if r.status_code == 503]
     assert accepted and full

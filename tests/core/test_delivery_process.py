@@ -39,6 +39,7 @@ write_key = "${SEGMENT_WRITE_KEY}"
 endpoint = "${SEGMENT_ENDPOINT}"
 flush_interval = 0.05
 retry_initial_seconds = 0.05
+retry_max_seconds = 0.5
 """
 
 
@@ -65,6 +66,7 @@ def test_sinks_run_in_a_second_process_with_readiness_status_and_metrics(daemon_
     assert not Path(f"/proc/{delivery}").exists(), "the delivery process stops with the daemon"
 
 
+@pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_a_crashed_delivery_process_stops_the_daemon(daemon_factory, fake_segment):
     env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
@@ -74,18 +76,22 @@ def test_a_crashed_delivery_process_stops_the_daemon(daemon_factory, fake_segmen
     assert "the delivery process exited with -9" in daemon.logs()
 
 
+@pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_a_full_buffer_recovers_when_the_delivery_process_frees_space(daemon_factory, fake_segment):
     fake_segment.stop()
     config = CONFIG.replace("[sources.jebbit]", '[buffer]\nmax_bytes = 8000\n\n[sources.jebbit]')
     daemon = daemon_factory(config, env={"SEGMENT_WRITE_KEY": "test-write-key",
                                          "SEGMENT_ENDPOINT": fake_segment.url}).start()
-    statuses = [post(daemon, n).status_code for n in range(300)]
+    statuses: list[int] = []
+    while 503 not in statuses and len(statuses) < 300:
+        statuses.append(post(daemon, len(statuses)).status_code)
     assert 503 in statuses, "the buffer must fill while Segment is down"
     fake_segment.start()  # the delivery process delivers and deletes; the main process sees it
-    wait_until(lambda: post(daemon, 1000 + len(statuses)).status_code == 200, timeout=30, interval=0.5)
+    wait_until(lambda: post(daemon, 1000 + len(statuses)).status_code == 200, timeout=30, interval=0.2)
     assert daemon.stop() == 0
 
 
+@pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_the_delivery_process_stops_when_the_main_process_is_killed(daemon_factory, fake_segment):
     env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
@@ -114,6 +120,7 @@ def test_by_default_sinks_run_in_a_second_process_on_two_cores_or_more(daemon_fa
     assert daemon.stop() == 0
 
 
+@pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_sigterm_to_both_processes_as_systemd_sends_it_is_a_clean_stop(daemon_factory, fake_segment):
     env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
@@ -166,8 +173,9 @@ def test_a_second_daemon_on_the_same_buffer_exits_1_naming_the_first(daemon_fact
     second = daemon_factory(CONFIG, env=env, directory=tmp_path)  # the same data directory
     with pytest.raises(RuntimeError, match="exited with 1"):
         second.start()
-    assert second.logs().endswith(f"the buffer is in use by the daemon with pid {first.process.pid}; one daemon "
-                                  "owns a buffer (stop that one, or share work through the nats buffer)\n")
+    assert (f"connector: error: {tmp_path / 'data' / 'connector.db'}: the buffer is in use by the daemon with pid "
+            f"{first.process.pid}; one daemon owns a buffer (stop that one, or share work through the nats buffer)\n"
+            ) in second.logs()  # the two share the directory, so the log file too
     assert post(first, 1).status_code == 200
     wait_until(lambda: len(fake_segment.messages) == 2)
     assert first.stop() == 0

@@ -16,7 +16,7 @@ import httpx
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from connector.testing import DaemonProcess, FakeSegment, wait_until
+from connector.testing import DaemonProcess, FakeSegment, metric, wait_until
 from connector_jebbit.signature import sign
 
 JEBBIT_SECRET = "jebbit-shared-secret-0123456789"
@@ -97,14 +97,6 @@ def post(daemon: DaemonProcess, source: str, value) -> httpx.Response:
     else:
         headers["authorization"] = f"Bearer {EVENTS_TOKEN}"
     return httpx.post(f"{daemon.base_url}/webhooks/{source}", content=body, headers=headers)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def outcomes(daemon: DaemonProcess, fake: FakeSegment) -> dict[str, collections.Counter]:

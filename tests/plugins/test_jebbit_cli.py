@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.testing import wait_until
+from connector.testing import CommandResult, run_command, wait_until
 
 CONFIG = """
 [server]
@@ -46,18 +46,18 @@ def experience(email: str, session: str) -> dict:
 
 
 class Jebbit:
-    """Runs ``connector jebbit ...`` as a user would, with the fake's credentials in the environment."""
+    """Runs ``connector jebbit ...`` as a user would (in this process), with the fake's credentials
+    in the environment."""
 
     def __init__(self, fake, tmp_path: Path, segment_url: str):
         self.fake = fake
-        self.env = {**os.environ, **fake.env(), "XDG_CACHE_HOME": str(tmp_path / "cache"),
-                    "SEGMENT_ENDPOINT": segment_url}  # not a secret: every command reading the config needs it
-        self.env.pop("JEBBIT_SHARED_SECRET", None)
+        self.env: dict[str, str | None] = {
+            **fake.env(), "XDG_CACHE_HOME": str(tmp_path / "cache"), "JEBBIT_SHARED_SECRET": None,
+            "SEGMENT_ENDPOINT": segment_url}  # not a secret: every command reading the config needs it
         self.outputs: list[str] = []
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "connector", "jebbit", *args], capture_output=True,
-                              text=True, env={**self.env, **(env or {})}, timeout=60)
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> CommandResult:
+        done = run_command("jebbit", *args, env={**self.env, **(env or {})})
         self.outputs += [done.stdout, done.stderr]
         return done
 
@@ -68,8 +68,15 @@ def jebbit(fake_jebbit, tmp_path, fake_segment):
 
 
 @pytest.fixture
+def local_daemon(local_daemon_factory, fake_segment):
+    """A daemon in this process made from CONFIG (not started), reading the env file beside the config."""
+    return local_daemon_factory(CONFIG, env={"SEGMENT_WRITE_KEY": fake_segment.write_key,
+                                             "SEGMENT_ENDPOINT": fake_segment.url}, env_file=".env")
+
+
+@pytest.fixture
 def daemon(daemon_factory, fake_segment, tmp_path):
-    """A daemon made from CONFIG (not started), its env file beside the config."""
+    """``connector run --env-file .env`` on CONFIG in a subprocess (not started)."""
     env = {"SEGMENT_WRITE_KEY": fake_segment.write_key, "SEGMENT_ENDPOINT": fake_segment.url}
     made = daemon_factory(CONFIG, env={k: v for k, v in {**os.environ, **env}.items() if k != "JEBBIT_SHARED_SECRET"},
                           args=["--env-file", ".env"])
@@ -120,12 +127,12 @@ def test_setup_test_delivery_and_backfill_make_a_verified_round_trip(jebbit, dae
     no_secrets_in([*jebbit.outputs, daemon.logs(), daemon.stdout()], fake_jebbit)
 
 
-def test_setup_twice_reuses_the_integration_and_the_token_and_keeps_other_lines(jebbit, daemon, fake_jebbit):
-    env_file = daemon.directory / ".env"
+def test_setup_twice_reuses_the_integration_and_the_token_and_keeps_other_lines(jebbit, local_daemon, fake_jebbit):
+    env_file = local_daemon.directory / ".env"
     env_file.write_text("# mine\nOTHER=kept\nJEBBIT_SHARED_SECRET=old\n")
     env_file.chmod(0o644)
-    first = jebbit("setup", "-c", str(daemon.config_path), "--public-url", daemon.base_url + "/")
-    second = jebbit("setup", "-c", str(daemon.config_path), "--public-url", daemon.base_url, "--hash-pii",
+    first = jebbit("setup", "-c", str(local_daemon.config_path), "--public-url", local_daemon.base_url + "/")
+    second = jebbit("setup", "-c", str(local_daemon.config_path), "--public-url", local_daemon.base_url, "--hash-pii",
                     "--region", "eu")
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     [(integration_id, integration)] = fake_jebbit.integrations.items()
@@ -140,30 +147,30 @@ def test_setup_twice_reuses_the_integration_and_the_token_and_keeps_other_lines(
     no_secrets_in(jebbit.outputs, fake_jebbit)
 
 
-def test_a_daemon_holding_a_stale_secret_is_named(jebbit, daemon, fake_jebbit):
-    assert jebbit("setup", "-c", str(daemon.config_path), "--public-url", daemon.base_url).returncode == 0
-    daemon.env["JEBBIT_SHARED_SECRET"] = "the-secret-of-an-earlier-integration"  # the environment wins
-    daemon.start()
+def test_a_daemon_holding_a_stale_secret_is_named(jebbit, local_daemon, fake_jebbit):
+    assert jebbit("setup", "-c", str(local_daemon.config_path), "--public-url", local_daemon.base_url).returncode == 0
+    local_daemon.env["JEBBIT_SHARED_SECRET"] = "the-secret-of-an-earlier-integration"  # the environment wins
+    local_daemon.start()
     [integration_id] = fake_jebbit.integrations
-    test = jebbit("test", integration_id, "-c", str(daemon.config_path), "--timeout", "15")
+    test = jebbit("test", integration_id, "-c", str(local_daemon.config_path), "--timeout", "15")
     assert test.returncode == 1
     assert "the daemon refused Jebbit's test delivery (401 unauthorized: signature does not match" in test.stderr
     assert "restart the daemon with the env file setup wrote" in test.stderr
     assert test.stderr.count("\n") == 1 and "Traceback" not in test.stderr
-    status = daemon.get("/status").json()["sources"]["jebbit"]
+    status = local_daemon.get("/status").json()["sources"]["jebbit"]
     assert status["last_refused"]["status"] == 401 and status["last_test_delivery"] is None
 
 
-def test_test_says_when_the_daemon_is_not_running_or_nothing_arrives(jebbit, daemon, fake_jebbit, tmp_path):
-    assert jebbit("setup", "-c", str(daemon.config_path), "--public-url", daemon.base_url).returncode == 0
+def test_test_says_when_the_daemon_is_not_running_or_nothing_arrives(jebbit, local_daemon, fake_jebbit, tmp_path):
+    assert jebbit("setup", "-c", str(local_daemon.config_path), "--public-url", local_daemon.base_url).returncode == 0
     [integration_id] = fake_jebbit.integrations
-    stopped = jebbit("test", integration_id, "-c", str(daemon.config_path))
+    stopped = jebbit("test", integration_id, "-c", str(local_daemon.config_path))
     assert stopped.returncode == 1 and "the daemon is not running at" in stopped.stderr
 
-    daemon.start()
+    local_daemon.start()
     unreachable = "http://127.0.0.1:9/webhooks/jebbit"  # the public URL reaches something else
     assert jebbit("integrations", "update", integration_id, "--endpoint", unreachable).returncode == 0
-    nothing = jebbit("test", integration_id, "-c", str(daemon.config_path), "--timeout", "2")
+    nothing = jebbit("test", integration_id, "-c", str(local_daemon.config_path), "--timeout", "2")
     assert nothing.returncode == 1
     assert f"nothing arrived from Jebbit within 2 s: integration {integration_id} posts to {unreachable}" \
         in nothing.stderr
@@ -198,8 +205,8 @@ def test_missing_credentials_name_the_variables(jebbit):
     assert "set JEBBIT_CLIENT_ID and JEBBIT_CLIENT_SECRET" in done.stderr
 
 
-def test_resources_as_tables_and_json_with_secrets_hidden(jebbit, fake_jebbit, daemon):
-    assert jebbit("setup", "-c", str(daemon.config_path), "--public-url", "https://hooks.example.com").returncode == 0
+def test_resources_as_tables_and_json_with_secrets_hidden(jebbit, fake_jebbit, local_daemon):
+    assert jebbit("setup", "-c", str(local_daemon.config_path), "--public-url", "https://hooks.example.com").returncode == 0
     [integration_id] = fake_jebbit.integrations
     business = jebbit("self")
     assert business.stdout.split() == ["ID", "NAME", "bTUIhsye", "Jebbit", "Internal"]
@@ -224,12 +231,12 @@ def test_resources_as_tables_and_json_with_secrets_hidden(jebbit, fake_jebbit, d
     no_secrets_in(jebbit.outputs, fake_jebbit)
 
 
-def test_setup_needs_a_shared_secret_read_from_one_variable(jebbit, daemon):
-    daemon.config_path.write_text(daemon.config_path.read_text().replace(
+def test_setup_needs_a_shared_secret_read_from_one_variable(jebbit, local_daemon):
+    local_daemon.config_path.write_text(local_daemon.config_path.read_text().replace(
         'shared_secret = "${JEBBIT_SHARED_SECRET}"', 'shared_secret = "a-literal-secret-in-the-file"'))
-    done = jebbit("setup", "-c", str(daemon.config_path), "--public-url", "https://hooks.example.com")
+    done = jebbit("setup", "-c", str(local_daemon.config_path), "--public-url", "https://hooks.example.com")
     assert done.returncode == 1
-    assert f"{daemon.config_path}:11: sources.jebbit.shared_secret: is not of the form ${{NAME}}" in done.stderr
+    assert f"{local_daemon.config_path}:11: sources.jebbit.shared_secret: is not of the form ${{NAME}}" in done.stderr
     assert "a-literal-secret-in-the-file" not in done.stderr
 
 

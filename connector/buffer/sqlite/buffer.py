@@ -109,6 +109,9 @@ class SqliteBuffer(Buffer):
                 self._writer.close()
                 self._reader.close()  # type: ignore[union-attr]
         self._writer = self._reader = None
+        if self._owner_lock is not None:  # the next owner may start now
+            os.close(self._owner_lock)
+            self._owner_lock = None
         self.notify()
 
     # appends ---------------------------------------------------------------------------------
