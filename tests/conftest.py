@@ -12,9 +12,9 @@ TESTS = Path(__file__).parent
 
 @pytest.fixture
 def plugin_env() -> dict[str, str]:
-    """Environment that makes the daemon load tests/support/test_plugins.py."""
+    """Environment that makes the daemon load tests/support/plugins_for_tests.py."""
     path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    return {"PYTHONPATH": path, "CONNECTOR_PLUGINS": "support.test_plugins"}
+    return {"PYTHONPATH": path, "CONNECTOR_PLUGINS": "support.plugins_for_tests"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
