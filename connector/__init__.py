@@ -1,15 +1,31 @@
 """connector: receive survey and quiz data, map it, deliver it to Segment, stdout or files.
 
-The public API for plugin authors.
+The public API for plugin authors; a plugin needs nothing else of the core (and ``connector.testing``
+for its tests):
+
+- declaring components: ``SourceConfig``, ``MapperConfig``, ``SinkConfig`` (msgspec Structs with
+  ``tag="<type>"`` and a ``build(ctx)``), ``Secret`` for credentials, ``BuildContext`` (name,
+  ``log``, ``metrics: ComponentMetrics``, ``path()``), ``Registry`` and ``hookimpl``;
+- running them: ``WebhookSource`` (``accept(WebhookRequest) -> Accepted``), ``PollingSource``
+  (``run(SourceContext)``), ``Mapper`` (``map(Record)``), ``Sink`` (``run(inbox, Acks)``),
+  ``Envelope``, ``Record``;
+- errors: ``HTTPError`` (a source's refusal), ``RecordRejected`` (dead-letter this record),
+  ``ConfigError`` (a setting ``build`` cannot accept), ``CommandError``;
+- helpers: ``full_jitter`` and ``retry_after_seconds`` (every retry loop), ``next_batch`` (a
+  sink's inbox in batches), ``read_env_file``;
+- the command line: ``Commands``, ``CommandContext``, ``Config``.
 """
 
 from __future__ import annotations
 
+from .backoff import full_jitter, retry_after_seconds
+from .batching import next_batch
 from .commands import CommandContext, Commands
 from .components import (
     Accepted,
     Acks,
     BuildContext,
+    ComponentMetrics,
     Mapper,
     MapperConfig,
     PollingSource,
@@ -30,8 +46,9 @@ from .registry import Registry
 from .secret import Secret
 
 __all__ = [
-    "Accepted", "Acks", "BuildContext", "CommandContext", "CommandError", "Commands", "Config", "ConfigError",
+    "Accepted", "Acks", "BuildContext", "CommandContext", "ComponentMetrics", "CommandError", "Commands", "Config", "ConfigError",
     "Envelope", "HTTPError", "Mapper", "MapperConfig",
     "PollingSource", "Record", "RecordRejected", "Registry", "Secret", "Sink", "SinkConfig",
-    "Source", "SourceConfig", "SourceContext", "WebhookRequest", "WebhookSource", "hookimpl", "read_env_file",
+    "Source", "SourceConfig", "SourceContext", "WebhookRequest", "WebhookSource", "full_jitter", "hookimpl", "next_batch",
+    "read_env_file", "retry_after_seconds",
 ]

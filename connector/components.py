@@ -22,17 +22,32 @@ from typing import Any, ClassVar, Protocol
 
 import anyio.abc
 import msgspec
+from structlog.typing import FilteringBoundLogger
 
 from .records import Envelope, Record
 
 
+class ComponentMetrics(Protocol):
+    """A component's own metrics; the core labels each with the component's name."""
+
+    def observe_request(self, seconds: float) -> None:
+        """One request to the component's destination or API took ``seconds``
+        (``connector_sink_request_seconds{sink}``)."""
+
+    def count(self, name: str, amount: float = 1.0) -> None:
+        """Add ``amount`` to the component's counter ``connector_plugin_<name>_total{component}``
+        (``name``: lowercase letters, digits and underscores; never a secret or a payload)."""
+
+
 @dataclass(frozen=True)
 class BuildContext:
-    """What a config's ``build`` gets: the component's name, a logger, and path resolution."""
+    """What a config's ``build`` gets: the component's name, its logger (structlog, bound to the
+    name; secrets are masked), its metrics, and path resolution."""
 
     name: str
     config_dir: str
-    log: Any
+    log: FilteringBoundLogger
+    metrics: ComponentMetrics
 
     def path(self, value: str) -> str:
         """Resolve a configured path relative to the config file's directory."""

@@ -8,6 +8,7 @@ from .components import BuildContext, Mapper, PollingSource, Sink, Source, Webho
 from .config import Config
 from .errors import ConfigError
 from .logging import logger
+from .metrics import ComponentMetrics
 from .pipeline import Route
 from .secret import secret_fields
 from .server import BUILTIN_ROUTES
@@ -144,4 +145,4 @@ def build_sinks(config: Config) -> Sinks:
 
 
 def _context(config: Config, name: str) -> BuildContext:
-    return BuildContext(name=name, config_dir=config.directory, log=logger(name))
+    return BuildContext(name=name, config_dir=config.directory, log=logger(name), metrics=ComponentMetrics(name))

@@ -63,6 +63,28 @@ class BufferCollector(Collector):
 
 
 _buffer_collector: BufferCollector | None = None
+_plugin_counters: dict[str, Counter] = {}
+_PLUGIN_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ComponentMetrics:
+    """``connector.ComponentMetrics`` for one component: its name is the label."""
+
+    def __init__(self, component: str):
+        self.component = component
+        self._request_seconds = SINK_REQUEST_SECONDS.labels(component)
+
+    def observe_request(self, seconds: float) -> None:
+        self._request_seconds.observe(seconds)
+
+    def count(self, name: str, amount: float = 1.0) -> None:
+        counter = _plugin_counters.get(name)
+        if counter is None:
+            if not _PLUGIN_METRIC_NAME.match(name):
+                raise ValueError(f"metric name {name!r}: use lowercase letters, digits and underscores")
+            counter = _plugin_counters[name] = Counter(f"connector_plugin_{name}", f"A plugin's count of {name}.",
+                                                       ["component"], registry=REGISTRY)
+        counter.labels(self.component).inc(amount)
 
 
 def watch_buffer(lag: Callable[[], dict[str, int]], stored_bytes: Callable[[], int]) -> None:

@@ -47,6 +47,9 @@ class Registry:
                 "MapperConfig or SinkConfig"
             )
         name = config.type_name()
+        if getattr(config.build, "__isabstractmethod__", False):
+            raise PluginError(f"plugin {self._plugin!r}: {kind} type {name!r} ({config.__qualname__}) does not "
+                              f"implement build(self, ctx): the config class is the component's factory")
         existing = self._types[kind].get(name)
         if existing is not None:
             raise PluginError(

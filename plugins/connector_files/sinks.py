@@ -12,7 +12,6 @@ import anyio.to_thread
 import msgspec
 
 import connector
-from connector.batching import next_batch
 
 MAX_BATCH = 1000
 _encoder = msgspec.json.Encoder()
@@ -54,7 +53,7 @@ class StreamSink(connector.Sink):
         self.fsync = fsync
 
     async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
-        while batch := await next_batch(inbox, MAX_BATCH):
+        while batch := await connector.next_batch(inbox, MAX_BATCH):
             await anyio.to_thread.run_sync(self._write, _ndjson(batch))
             await acks.ack(batch)
 

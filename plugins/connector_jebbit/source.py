@@ -9,8 +9,7 @@ from __future__ import annotations
 import msgspec
 
 import connector
-from connector import HTTPError
-from connector.errors import ConfigError
+from connector import ConfigError, HTTPError
 
 from .schema import delivery_items
 from .signature import HEADER, SignatureError, verify

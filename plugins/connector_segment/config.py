@@ -45,4 +45,4 @@ class SegmentSinkConfig(connector.SinkConfig, tag="segment"):
         return (self.endpoint or REGIONS[self.region]).rstrip("/") + "/v1/batch"
 
     def build(self, ctx: connector.BuildContext) -> connector.Sink:
-        return SegmentSink(self, ctx.log)
+        return SegmentSink(self, ctx.log, ctx.metrics)

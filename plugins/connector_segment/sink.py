@@ -21,8 +21,6 @@ import anyio.to_thread
 import httpx
 
 import connector
-from connector import metrics
-from connector.backoff import full_jitter, retry_after_seconds
 
 from .messages import BATCH_OVERHEAD, LIBRARY, MAX_MESSAGE_BYTES, NotAMessage, batch_body, encode_message
 
@@ -54,9 +52,10 @@ class Outcome(enum.Enum):
 class SegmentSink(connector.Sink):
     """Delivers envelopes to Segment's HTTP Tracking API."""
 
-    def __init__(self, config: SinkSettings, log: Any):
+    def __init__(self, config: SinkSettings, log: Any, metrics: connector.ComponentMetrics):
         self.config = config
         self.log = log
+        self.metrics = metrics
         self.url = config.url
         token = base64.b64encode(f"{config.write_key}:".encode()).decode()
         self.headers = {"authorization": f"Basic {token}", "content-type": "application/json",
@@ -65,10 +64,8 @@ class SegmentSink(connector.Sink):
             self.headers["content-encoding"] = "gzip"
         self._hold_until = 0.0
         self._carry: tuple[connector.Envelope, bytes] | None = None
-        self._request_seconds: Any = None
 
     async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
-        self._request_seconds = metrics.SINK_REQUEST_SECONDS.labels(acks.sink)
         limits = httpx.Limits(max_connections=self.config.max_in_flight,
                               max_keepalive_connections=self.config.max_in_flight)
         slots = anyio.Semaphore(self.config.max_in_flight)
@@ -214,7 +211,7 @@ class SegmentSink(connector.Sink):
         except httpx.TransportError as exc:
             return Outcome.RETRY, f"connection error ({type(exc).__name__})", None
         finally:
-            self._request_seconds.observe(time.perf_counter() - started)
+            self.metrics.observe_request(time.perf_counter() - started)
         status = response.status_code
         if status < 300:
             return Outcome.DELIVERED, "", None
@@ -222,12 +219,12 @@ class SegmentSink(connector.Sink):
         if status in (400, 413):
             return Outcome.REFUSED, detail, None
         if status == 429 or status == 408 or status >= 500:
-            return Outcome.RETRY, detail, retry_after_seconds(response.headers.get("retry-after"),
+            return Outcome.RETRY, detail, connector.retry_after_seconds(response.headers.get("retry-after"),
                                                               self.config.retry_after_max_seconds)
         return Outcome.PAUSE, f"HTTP {status}", None
 
     def _backoff(self, attempt: int) -> float:
-        return full_jitter(attempt, self.config.retry_initial_seconds, self.config.retry_max_seconds)
+        return connector.full_jitter(attempt, self.config.retry_initial_seconds, self.config.retry_max_seconds)
 
     async def _wait_for_hold(self) -> None:
         wait = self._hold_until - time.monotonic()

@@ -21,7 +21,6 @@ import httpx
 import msgspec
 
 import connector
-from connector.backoff import full_jitter, retry_after_seconds
 
 RETRY_INITIAL_SECONDS = 0.5
 
@@ -112,7 +111,7 @@ class SprigExport(connector.PollingSource):
                     ctx.pause(f"Sprig refused the export request ({exc}); check api_key")
                 delay = exc.retry_after
                 if delay is None:
-                    delay = full_jitter(attempt, RETRY_INITIAL_SECONDS, self.config.retry_max_seconds)
+                    delay = connector.full_jitter(attempt, RETRY_INITIAL_SECONDS, self.config.retry_max_seconds)
                 self.log.warning("sprig export retrying", reason=str(exc), attempt=attempt + 1,
                                  delay_seconds=round(delay, 3))
                 attempt += 1
@@ -139,7 +138,7 @@ class SprigExport(connector.PollingSource):
         if status in (400, 401, 403):
             raise PageError(f"HTTP {status}: {response.text[:200]}", refused=True)
         if status != 200:
-            wait = retry_after_seconds(response.headers.get("retry-after"), self.config.retry_max_seconds)
+            wait = connector.retry_after_seconds(response.headers.get("retry-after"), self.config.retry_max_seconds)
             raise PageError(f"HTTP {status}: {response.text[:200]}", wait)
         try:
             return _page_decoder.decode(response.content)

@@ -87,3 +87,31 @@ def test_the_circle_finder_finds_a_circle():
 
 def test_the_plugin_contract_imports_only_records_and_errors():
     assert graph()["connector.components"] <= {"connector.records", "connector.errors"}
+
+
+def test_plugins_use_only_the_public_api():
+    """A built-in plugin imports ``connector`` and ``connector.testing``, as a third party can."""
+    known = modules()
+    reaching = {}
+    for name, path in known.items():
+        if not name.startswith("connector_"):
+            continue
+        core = {m for m in imports(name, path, known) if m.startswith("connector.") or m == "connector"}
+        if core - {"connector", "connector.testing"}:
+            reaching[name] = sorted(core - {"connector", "connector.testing"})
+    assert reaching == {}
+
+
+def test_a_config_class_without_build_is_refused_at_registration_naming_it():
+    import pytest
+
+    import connector
+    from connector.errors import PluginError
+    from connector.registry import Registry
+
+    class Forgetful(connector.MapperConfig, tag="forgetful"):
+        pass
+
+    with pytest.raises(PluginError, match=r"plugin 'mine': mapper type 'forgetful' \(.*Forgetful\) does not "
+                                          r"implement build\(self, ctx\)"):
+        Registry().providing("mine", "connector-mine").add(Forgetful)

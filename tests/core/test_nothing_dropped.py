@@ -16,7 +16,8 @@ import httpx
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from connector.testing import DaemonProcess, FakeSegment, metric, wait_until
+from connector.testing import DaemonProcess, metric, wait_until
+from connector_segment.testing import FakeSegment
 from connector_jebbit.signature import sign
 
 JEBBIT_SECRET = "jebbit-shared-secret-0123456789"

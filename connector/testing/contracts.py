@@ -1,0 +1,230 @@
+"""Conformance suites: what every source, mapper and sink must do, as test classes to subclass.
+
+A plugin's tests get the standard tests for free (as the Singer SDK's ``get_tap_test_class``
+does)::
+
+    class TestMySource(connector.testing.SourceContract):
+        config = MySourceConfig(token="t0ken")
+
+        def valid_delivery(self):
+            return b'{"a": 1}', {"authorization": "Bearer t0ken"}
+        ...
+
+Every built-in plugin runs them (``tests/plugins/test_contracts.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import msgspec
+import pytest
+
+from ..components import MapperConfig, SinkConfig, SourceConfig
+from ..errors import RecordRejected
+from .kit import RecordingAcks, WebhookHarness, build_context, eventually, make_envelope, make_record, run_sink
+
+SEGMENT_TYPES = {"identify": None, "track": "event", "page": None, "screen": None, "group": "groupId",
+                 "alias": "previousId"}
+JUNK: list[Any] = [None, 0, 1.5, "text", [], [1, 2], {}, {"data": None}, {"data": []}, {"event": 5},
+                   {"nested": {"deeply": [{"x": None}]}}, "é\u2028", [{}], {"": ""}]
+
+
+class SourceContract:
+    """A webhook source: a valid delivery is stored (the same ids when sent again); bad credentials
+    are 401 and malformed JSON 400, and then nothing is stored.
+
+    Define ``config`` (the source's config), ``valid_delivery()`` -> (body, headers with good
+    credentials), ``credentials(body)`` -> good credential headers for any body, and
+    ``bad_credentials(body)`` -> a list of header sets the source must refuse.
+    """
+
+    config: ClassVar[SourceConfig]
+
+    def valid_delivery(self) -> tuple[bytes, dict[str, str]]:
+        raise NotImplementedError
+
+    def credentials(self, body: bytes) -> dict[str, str]:
+        raise NotImplementedError
+
+    def bad_credentials(self, body: bytes) -> list[dict[str, str]]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def harness(self) -> Any:
+        with WebhookHarness(self.config, name="source") as harness:
+            yield harness
+
+    def test_a_valid_delivery_is_stored(self, harness: WebhookHarness) -> None:
+        body, headers = self.valid_delivery()
+        response = harness.post(body, headers)
+        assert response.status_code == 200, response.text
+        stored = harness.stored()
+        assert stored and response.json() == {"accepted": len(stored)}
+        assert all(r.id.startswith("source-") and r.source == "source" for r in stored)
+
+    def test_a_redelivery_gets_the_same_record_ids(self, harness: WebhookHarness) -> None:
+        body, headers = self.valid_delivery()
+        assert harness.post(body, headers).status_code == 200
+        first = [r.id for r in harness.stored()]
+        assert harness.post(body, self.credentials(body)).status_code == 200
+        assert [r.id for r in harness.stored()] == first + first
+
+    def test_bad_credentials_are_401_and_store_nothing(self, harness: WebhookHarness) -> None:
+        body, _ = self.valid_delivery()
+        refusals = self.bad_credentials(body)
+        assert refusals, "bad_credentials() must give at least one set of headers"
+        for headers in refusals:
+            response = harness.post(body, headers)
+            assert response.status_code == 401, (headers, response.text)
+            assert response.json()["error"] and response.json()["detail"]
+        assert harness.stored() == []
+
+    def test_malformed_json_is_400_and_stores_nothing(self, harness: WebhookHarness) -> None:
+        body = b'{"not": json'
+        response = harness.post(body, self.credentials(body))
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "malformed JSON"
+        assert harness.stored() == []
+
+
+class MapperContract:
+    """A mapper: pure and deterministic; refuses only with ``RecordRejected`` (with a reason), on
+    anything; messages meant for Segment carry a known type, its field and a user.
+
+    Define ``config`` (the mapper's config), ``records()`` (values it maps to messages) and
+    ``rejected()`` (values it must dead-letter); ``for_segment = False`` for a mapper whose
+    messages are not Segment's.
+    """
+
+    config: ClassVar[MapperConfig]
+    for_segment: ClassVar[bool] = True
+
+    def records(self) -> list[Any]:
+        raise NotImplementedError
+
+    def rejected(self) -> list[Any]:
+        return []
+
+    def mapper(self) -> Any:
+        return self.config.build(build_context("mapper"))
+
+    def test_maps_records_deterministically_without_changing_them(self) -> None:
+        mapper = self.mapper()
+        assert self.records(), "records() must give at least one value the mapper maps"
+        for value in self.records():
+            record = make_record(value)
+            before = copy.deepcopy(value)
+            first = msgspec.json.encode(mapper.map(record))
+            assert first == msgspec.json.encode(self.mapper().map(record)), "the same record, the same messages"
+            assert msgspec.json.decode(record.body) == before
+            assert msgspec.json.decode(first), f"no messages for {value!r}: [] is only for a configured filter"
+
+    def test_rejects_with_a_reason(self) -> None:
+        mapper = self.mapper()
+        for value in self.rejected():
+            with pytest.raises(RecordRejected) as refused:
+                mapper.map(make_record(value))
+            assert refused.value.reason.strip()
+
+    def test_anything_else_is_a_record_rejected_never_a_crash(self) -> None:
+        mapper = self.mapper()
+        for value in JUNK:
+            try:
+                mapper.map(make_record(value))
+            except RecordRejected as exc:
+                assert exc.reason.strip()
+
+    def test_segment_messages_carry_a_type_and_a_user(self) -> None:
+        if not self.for_segment:
+            pytest.skip("the mapper's messages are not Segment's")
+        mapper = self.mapper()
+        for value in self.records():
+            for message in msgspec.to_builtins(mapper.map(make_record(value))):
+                kind = message.get("type")
+                assert kind in SEGMENT_TYPES, message
+                assert message.get("userId") or message.get("anonymousId"), message
+                assert SEGMENT_TYPES[kind] is None or message.get(SEGMENT_TYPES[kind]), message
+
+
+class SinkContract:
+    """A sink: answers for each envelope exactly once (acknowledged or dead-lettered) and delivers
+    each once; retries through a failing destination; pauses while its credentials are refused
+    and resumes after.
+
+    Define ``start_destination()`` -> a started destination, ``stop_destination(d)``,
+    ``sink_config(d)`` -> the sink's config pointing at it, ``messages()`` -> payloads to deliver,
+    ``delivered(d)`` -> the payloads that arrived, as they were handed to the sink; and, when the
+    destination can fail, ``break_destination(d)``, ``refuse_credentials(d)`` and
+    ``repair_destination(d)`` (the failure tests are skipped without them).
+    """
+
+    def start_destination(self) -> Any:
+        raise NotImplementedError
+
+    def stop_destination(self, destination: Any) -> None:
+        raise NotImplementedError
+
+    def sink_config(self, destination: Any) -> SinkConfig:
+        raise NotImplementedError
+
+    def messages(self) -> list[Any]:
+        raise NotImplementedError
+
+    def delivered(self, destination: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def break_destination(self, destination: Any) -> None:
+        pytest.skip("this destination cannot be made to fail")
+
+    def refuse_credentials(self, destination: Any) -> None:
+        pytest.skip("this destination has no credentials to refuse")
+
+    def repair_destination(self, destination: Any) -> None:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def destination(self) -> Any:
+        destination = self.start_destination()
+        yield destination
+        self.stop_destination(destination)
+
+    def _run(self, destination: Any, meanwhile: Any = None) -> RecordingAcks:
+        envelopes = [make_envelope(message, index) for index, message in enumerate(self.messages())]
+        sink = self.sink_config(destination).build(build_context("sink"))
+        acks = run_sink(sink, envelopes, meanwhile=meanwhile)
+        assert sorted(acks.answers().items()) == sorted((e.id, 1) for e in envelopes), "each answered once"
+        return acks
+
+    def _sent_once(self, destination: Any) -> None:
+        arrived = sorted(msgspec.json.encode(p) for p in self.delivered(destination))
+        assert arrived == sorted(msgspec.json.encode(m) for m in self.messages())
+
+    def test_each_envelope_is_answered_once_and_delivered_once(self, destination: Any) -> None:
+        acks = self._run(destination)
+        assert not acks.dead, acks.dead
+        self._sent_once(destination)
+
+    def test_it_retries_through_a_failing_destination(self, destination: Any) -> None:
+        self.break_destination(destination)
+
+        async def meanwhile(acks: RecordingAcks) -> None:
+            await eventually(lambda: acks.errors)
+            self.repair_destination(destination)
+
+        acks = self._run(destination, meanwhile)
+        assert not acks.dead and acks.errors
+        self._sent_once(destination)
+
+    def test_it_pauses_while_its_credentials_are_refused_and_resumes(self, destination: Any) -> None:
+        self.refuse_credentials(destination)
+
+        async def meanwhile(acks: RecordingAcks) -> None:
+            await eventually(lambda: acks.paused)
+            self.repair_destination(destination)
+            await eventually(lambda: acks.paused is None)
+
+        acks = self._run(destination, meanwhile)
+        assert acks.pauses and acks.paused is None and not acks.dead
+        self._sent_once(destination)
