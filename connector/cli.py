@@ -83,6 +83,11 @@ def _parser(plugins: PluginManager) -> argparse.ArgumentParser:
         if name in ("replay", "purge"):
             sub.add_argument("--all", action="store_true", help="every dead letter")
         sub.set_defaults(handler=_dlq, action=name)
+    scaffold = command("new-plugin", _new_plugin, "write a plugin package (source, mapper, sink, tests) to start from")
+    scaffold.add_argument("name", help="the plugin's name: lowercase letters, digits, underscores")
+    for part in ("source", "mapper", "sink"):
+        scaffold.add_argument(f"--{part}", action="store_true", help=f"include a {part} (default: all three)")
+    scaffold.add_argument("--directory", default=".", help="where to write connector-NAME/ (default: here)")
     plugins.add_commands(commands)
     return parser
 
@@ -136,6 +141,15 @@ def _describe(config: msgspec.Struct) -> str:
     shown = {k: ("***" if k in secrets and v else v) for k, v in fields.items()}
     tag = type(config).__struct_config__.tag
     return msgspec.json.encode({"type": tag, **shown}).decode()
+
+
+def _new_plugin(args: argparse.Namespace, ctx: CommandContext) -> int:
+    from .scaffold import PARTS, new_plugin
+
+    root = new_plugin(args.name, args.directory, {part for part in PARTS if getattr(args, part)})
+    print(f"wrote {root}")
+    print(f"next: cd {root} && pip install -e '.[test]' && python -m pytest")
+    return 0
 
 
 def _plugins(args: argparse.Namespace, ctx: CommandContext) -> int:

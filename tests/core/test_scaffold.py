@@ -1,0 +1,37 @@
+"""``connector new-plugin``: the package it writes passes its own tests as generated."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from connector.testing import run_command
+
+
+@pytest.mark.parametrize("parts", [[], ["--mapper"], ["--source", "--sink"]])
+def test_the_generated_plugin_passes_its_tests_and_registers(tmp_path, parts):
+    done = run_command("new-plugin", "acme_forms", *parts, "--directory", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    root = tmp_path / "connector-acme-forms"
+    assert done.stdout.startswith(f"wrote {root}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=root, env=env, capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    wanted = {"--source": "source", "--mapper": "mapper", "--sink": "sink"}
+    kinds = {wanted[p] for p in parts} or set(wanted.values())
+    listed = subprocess.run([sys.executable, "-m", "connector", "plugins"], capture_output=True, text=True,
+                            env={**env, "CONNECTOR_PLUGINS": "connector_acme_forms"})
+    types = {line.split()[0]: line.split()[1] for line in listed.stdout.splitlines() if "connector_acme_forms" in line}
+    assert set(types) == kinds
+    assert {"source": "acme_forms", "mapper": "acme_forms_to_segment", "sink": "acme_forms"}.items() >= types.items()
+
+
+def test_a_name_that_cannot_be_a_package_is_refused(tmp_path):
+    done = run_command("new-plugin", "Acme-Forms", "--directory", str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr == ("connector: error: plugin name 'Acme-Forms': use lowercase letters, digits and "
+                           "underscores, starting with a letter (e.g. typeform)\n")
+    assert list(tmp_path.iterdir()) == []
