@@ -1,10 +1,12 @@
-"""``connector new-plugin``: the package it writes passes its own tests as generated."""
+"""Plugins kept as third parties keep them: ``connector new-plugin``'s package passes its own tests
+as generated; so does the worked example in ``examples/connector-typeform``."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +37,11 @@ def test_a_name_that_cannot_be_a_package_is_refused(tmp_path):
     assert done.stderr == ("connector: error: plugin name 'Acme-Forms': use lowercase letters, digits and "
                            "underscores, starting with a letter (e.g. typeform)\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_typeform_example_passes_its_own_tests():
+    root = Path(__file__).resolve().parents[2] / "examples" / "connector-typeform"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=root, env=env, capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert " passed" in tests.stdout.splitlines()[-1]
