@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import msgspec
@@ -122,9 +123,7 @@ class TestSegmentSink(SinkContract):
 
 
 class TestFileSink(SinkContract):
-    def start_destination(self, tmp_path_factory=None):
-        import tempfile
-
+    def start_destination(self):
         return Path(tempfile.mkdtemp()) / "out" / "messages.ndjson"
 
     def stop_destination(self, destination):
