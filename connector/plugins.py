@@ -38,9 +38,11 @@ class PluginManager:
             if self._pm.is_blocked(module) or self._pm.has_plugin(module):
                 continue
             try:
-                self._pm.register(importlib.import_module(module), name=module)
+                plugin = importlib.import_module(module)
             except ImportError as exc:
                 raise PluginError(f"CONNECTOR_PLUGINS: cannot import {module!r}: {exc}") from None
+            if not self._pm.is_registered(plugin):  # installed too: its entry point registered it already
+                self._pm.register(plugin, name=module)
         try:
             self._pm.check_pending()
         except pluggy.PluginValidationError as exc:

@@ -68,3 +68,9 @@ def test_a_closed_pipe_is_not_a_traceback():
         error = process.stderr.read().decode()
         assert process.wait() == 0
     assert "Traceback" not in error
+
+
+def test_naming_an_installed_plugin_in_connector_plugins_loads_it_once(monkeypatch):
+    monkeypatch.setenv("CONNECTOR_PLUGINS", "connector_files")  # also installed, as entry point "files"
+    registry = load_registry()
+    assert registry.get("sink", "file").plugin == "files"
