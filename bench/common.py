@@ -65,6 +65,18 @@ def peak_rss_mib(pid: int) -> float:
     return sum(_status_kib(each, "VmHWM") for each in family(pid)) / 1024
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes ``pids`` have used so far (from /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def family(pid: int) -> list[int]:
     """``pid`` and its children."""
     return [pid, *child_pids(pid)]

@@ -106,7 +106,8 @@ def test_setup_test_delivery_and_backfill_make_a_verified_round_trip(jebbit, dae
     test = jebbit("test", integration_id, "-c", str(daemon.config_path), "--timeout", "15")
     assert test.returncode == 0, test.stderr
     assert test.stdout.startswith("verified: sources.jebbit checked the signature of Jebbit's test delivery")
-    assert fake_jebbit.deliveries == [("test", integration["endpoint"], 200)]
+    # the daemon verified it before the fake read the answer: wait for the fake's own log of it
+    wait_until(lambda: fake_jebbit.deliveries == [("test", integration["endpoint"], 200)])
 
     first = experience("jane.doe@example.com", "session-1")
     assert fake_jebbit.deliver(integration_id, [first]).status_code == 200
