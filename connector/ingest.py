@@ -38,7 +38,7 @@ class Ingest:
         self.app = IngressApp(sources.webhook, self.intake, config.server, self)
         self._server: QuietServer | None = None
         self._served = anyio.Event()
-        self._polling = anyio.CancelScope()
+        self._polling: list[anyio.CancelScope] = []  # one per running polling source
 
     def tasks(self) -> list[Task]:
         return [Task("server", self._serve),
@@ -47,13 +47,15 @@ class Ingest:
     async def drain(self) -> None:
         """Stop taking input: answer 503 to new deliveries, let in-flight ones finish, stop polling."""
         self.intake.stopping = True
-        self._polling.cancel()
+        for scope in self._polling:
+            scope.cancel()
         if self._server is not None:
             self._server.should_exit = True
             await self._served.wait()
 
     async def _poll(self, source: Any) -> None:
-        with self._polling:
+        with anyio.CancelScope() as scope:
+            self._polling.append(scope)
             await source.run(PollingContext(source.name, self.intake))
 
     async def _serve(self) -> None:

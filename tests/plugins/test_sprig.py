@@ -271,3 +271,27 @@ def test_records_that_are_no_sprig_answer_are_rejected_with_a_reason():
                          ({**export_row(1), "externalUserId": ""}, "anonymous")]:
         with pytest.raises(RecordRejected, match=reason):
             mapped(item)
+
+
+def test_two_export_sources_poll_side_by_side_and_stop_cleanly(local_daemon_factory, fake_segment, sprig_api):
+    config = EXPORT.replace('''[mappers.sprig_segment]
+type = "sprig_to_segment"
+inputs = ["sprig_api"]''', '''[sources.sprig_api_eu]
+type = "sprig_export"
+api_key = "sprig-export-key-0123"
+base_url = "%s"
+start = 1577836800000
+poll_interval = 0.2
+
+[mappers.sprig_segment]
+type = "sprig_to_segment"
+inputs = ["sprig_api", "sprig_api_eu"]''')
+    daemon = local_daemon_factory(config % (sprig_api.url, sprig_api.url, fake_segment.url)).start()
+
+    def per_source():
+        ids = [m["messageId"] for m in fake_segment.messages]
+        eu = sum(i.startswith("sprig_api_eu-") for i in ids)
+        return len(ids) - eu, eu
+
+    wait_until(lambda: per_source()[0] > 0 and per_source()[0] == per_source()[1])  # each source, every row
+    assert daemon.stop() == 0  # both pollers cancelled, the daemon drained
