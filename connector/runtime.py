@@ -89,9 +89,11 @@ class Daemon:
             self.log.warning("grace period over; undelivered records stay in the buffer")
 
     async def _watch_signals(self) -> None:
-        if self.ignore_sigint:
+        watched = [signal.SIGTERM, signal.SIGINT]
+        if self.ignore_sigint:  # the main process's SIGTERM stops it, after the main has stopped taking input
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            watched.remove(signal.SIGINT)
+        with anyio.open_signal_receiver(*watched) as signals:
             async for signum in signals:  # later signals are absorbed: the drain goes on
                 self.log.info("signal received", signal=signal.Signals(signum).name)
                 self.stop()
