@@ -1,0 +1,95 @@
+"""CPU a request of connector's own ingest code, without HTTP: ``IngressApp`` called directly (64
+concurrent callers) with signed Jebbit deliveries, storing into a real sqlite buffer. With the
+whole ingest process's CPU a delivery (``whole_path.py``), it splits that cost between the HTTP
+layer and connector's code. ``--profile`` adds cProfile's top functions (which slows it ~3x).
+
+    python ingress_cpu.py [--requests 20000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import tempfile
+import time
+
+import uvloop
+
+from connector.buffer.sqlite import SqliteBuffer
+from connector.config import ServerConfig
+from connector.intake import Intake
+from connector.server import IngressApp
+from connector.tap import TapHub
+from connector.testing.kit import _Control, build_context
+from connector_jebbit.signature import sign
+from connector_jebbit.source import JebbitSourceConfig
+
+SECRET = "bench-shared-secret"
+CALLERS = 64
+
+
+def deliveries(count: int) -> list[tuple[bytes, bytes]]:
+    signed = []
+    for i in range(count):
+        body = json.dumps([{"data": {
+            "email": f"user{i}@example.com", "session_id": f"s{i}", "campaign_id": "n3zrik6g",
+            "campaign_name": "New Quiz", "channel": "Owned+Web", "experience_date": "2026-11-24 10:00:00",
+            "opt_in": "true", "favorite_color": "blue", "age_group": "25-34"}, "event": {"event_number": 0}}],
+            separators=(",", ":")).encode()
+        signed.append((body, sign(SECRET, body).encode()))
+    return signed
+
+
+async def run(signed: list[tuple[bytes, bytes]], profile: bool) -> None:
+    buffer = SqliteBuffer(tempfile.mkdtemp(prefix="connector-bench-") + "/b.db")
+    await buffer.open([])
+    source = JebbitSourceConfig(shared_secret=SECRET).build(build_context("jebbit"))
+    source.name = "jebbit"
+    app = IngressApp([source], Intake(buffer, TapHub()), ServerConfig(), _Control())
+    statuses: list[int] = []
+
+    async def send(message: dict) -> None:
+        if "status" in message:
+            statuses.append(message["status"])
+
+    async def caller(first: int) -> None:
+        for body, signature in signed[first::CALLERS]:
+            scope = {"type": "http", "path": "/webhooks/jebbit", "method": "POST",
+                     "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                                 (b"x-jebbit-signature", signature), (b"content-length", str(len(body)).encode())]}
+
+            async def receive(body: bytes = body) -> dict:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await app(scope, receive, send)
+
+    profiler = cProfile.Profile() if profile else None
+    cpu, wall = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    await asyncio.gather(*(caller(k) for k in range(CALLERS)))
+    if profiler:
+        profiler.disable()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    await buffer.close()
+    assert set(statuses) == {200}, set(statuses)
+    print(f"{len(signed):,} requests: {cpu / len(signed) * 1e6:.1f} µs CPU a request (all threads), "
+          f"{len(signed) / wall:,.0f} requests/s, no HTTP")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    uvloop.install()
+    asyncio.run(run(deliveries(args.requests), args.profile))
+
+
+if __name__ == "__main__":
+    main()
