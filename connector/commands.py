@@ -41,10 +41,6 @@ class CommandContext:
             document = document.get(part, {}) if isinstance(document, dict) else {}
         return document.get(key) if isinstance(document, dict) else None
 
-    def where(self, config: Config, table: str, key: str | None = None) -> str:
-        """``file:line: table.key``, for a message about one setting of ``config``."""
-        return config.where(table, key)
-
     def daemon_url(self, config: Config, path: str) -> str:
         """The URL of ``path`` on the daemon that runs ``config`` (loopback for wildcard hosts)."""
         return admin_url(config, path)

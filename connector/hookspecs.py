@@ -49,7 +49,7 @@ def connector_commands(commands: Commands) -> None:
         ``argparse.ArgumentParser`` for its options (or its own sub-subcommands: give those a
         handler with ``parser.set_defaults(handler=...)``). A handler is called as
         ``handler(args, ctx)`` with the parsed arguments and a ``connector.CommandContext``
-        (config files without unrelated secrets, the running daemon's status) and returns the
+        (config files without unrelated secrets, raw settings, the running daemon's status) and returns the
         exit code. Raise ``connector.CommandError`` for a one-line error and exit 1.
     :return: nothing. A name another plugin or the core already uses is an error naming both.
 

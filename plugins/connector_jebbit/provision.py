@@ -46,7 +46,7 @@ def secret_variable(ctx: connector.CommandContext, config: connector.Config, sou
     if found is None:
         shown = "a list" if isinstance(raw, list) else "not of the form ${NAME}"
         raise connector.CommandError(
-            f"{ctx.where(config, f'sources.{source}', 'shared_secret')}: is {shown}; setup writes the secret "
+            f"{config.where(f'sources.{source}', 'shared_secret')}: is {shown}; setup writes the secret "
             'to an env file, so write shared_secret = "${JEBBIT_SHARED_SECRET}" (any variable name)')
     return found.group(1)
 
