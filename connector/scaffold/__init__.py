@@ -28,13 +28,14 @@ def new_plugin(name: str, directory: str, parts: set[str]) -> Path:
     if root.exists():
         raise CommandError(f"{root} exists already: choose another --directory or remove it")
     package = f"connector_{name}"
+    camel = "".join(word.capitalize() for word in name.split("_"))
+    classes = {"source": f"{camel}SourceConfig", "mapper": f"{camel}ToSegmentConfig", "sink": f"{camel}SinkConfig"}
     values = {
-        "name": name, "env": name.upper(), "package": package, "distribution": root.name, "title": name.replace("_", " ").title(),
-        "camel": "".join(word.capitalize() for word in name.split("_")),
-        "imports": "".join(f"from .{part} import {_config_class(name, part)}\n" for part in sorted(parts)),
-        "registrations": "".join(f"    registry.add({_config_class(name, part)})\n" for part in PARTS if part in parts),
-        "test_imports": "".join(f"from {package}.{part} import {_config_class(name, part)}\n"
-                                for part in sorted(parts)),
+        "name": name, "env": name.upper(), "package": package, "distribution": root.name, "camel": camel,
+        "title": name.replace("_", " ").title(),
+        "imports": "".join(f"from .{part} import {classes[part]}\n" for part in sorted(parts)),
+        "registrations": "".join(f"    registry.add({classes[part]})\n" for part in PARTS if part in parts),
+        "test_imports": "".join(f"from {package}.{part} import {classes[part]}\n" for part in sorted(parts)),
     }
     templates = files("connector.scaffold") / "templates"
     outputs = {"pyproject.toml": "pyproject.toml", "README.md": "README.md",
@@ -46,11 +47,6 @@ def new_plugin(name: str, directory: str, parts: set[str]) -> Path:
     _write(root / "tests" / f"test_{name}.py",
            string.Template((templates / "test_header.py.tmpl").read_text() + tests).substitute(values))
     return root
-
-
-def _config_class(name: str, part: str) -> str:
-    title = "".join(word.capitalize() for word in name.split("_"))
-    return {"source": f"{title}SourceConfig", "mapper": f"{title}ToSegmentConfig", "sink": f"{title}SinkConfig"}[part]
 
 
 def _write(path: Path, text: str) -> None:
