@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import uvicorn
 
 from .buffer import Buffer
 from .config import Config
 from .delivery import Delivery, Task
 from .graph import Sources
 from .intake import Intake, PollingContext
-from .listening import QuietServer
+from .httpserver import HTTPServer
 from .server import IngressApp
 from .tap import TapHub
 
@@ -36,7 +35,7 @@ class Ingest:
         self.listener = listener
         self.intake = Intake(buffer, taps)
         self.app = IngressApp(sources.webhook, self.intake, config.server, self)
-        self._server: QuietServer | None = None
+        self._server: HTTPServer | None = None
         self._served = anyio.Event()
         self._polling: list[anyio.CancelScope] = []  # one per running polling source
 
@@ -50,7 +49,7 @@ class Ingest:
         for scope in self._polling:
             scope.cancel()
         if self._server is not None:
-            self._server.should_exit = True
+            await self._server.shutdown()
             await self._served.wait()
 
     async def _poll(self, source: Any) -> None:
@@ -59,15 +58,11 @@ class Ingest:
             await source.run(PollingContext(source.name, self.intake))
 
     async def _serve(self) -> None:
-        config = uvicorn.Config(self.app, http="httptools", loop="none", lifespan="off", access_log=False,
-                                interface="asgi3", proxy_headers=False, log_config=None, server_header=False,
-                                date_header=False,
-                                timeout_graceful_shutdown=self.config.service.shutdown_grace_seconds)
-        self._server = QuietServer(config)
+        self._server = HTTPServer(self.app, self.listener)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.app.watch_body_reads)
-                await self._server.serve(sockets=[self.listener])
+                await self._server.serve()
                 tg.cancel_scope.cancel()
         finally:
             self._served.set()

@@ -104,7 +104,7 @@ class IngressApp:
         self._status_counters: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # uvicorn runs it with lifespan="off"
+        if scope["type"] != "http":  # httpserver.py sends http requests only
             return
         path = scope["path"]
         source = self.routes.get(path)
@@ -289,7 +289,7 @@ def _error(error: str, detail: str) -> bytes:
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
-    """One complete response; its Content-Length spares uvicorn a chunked encoding."""
+    """One complete response; its Content-Length spares the server a chunked encoding."""
     length = (b"content-length", str(len(body)).encode())
     if headers:
         raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]

@@ -1,0 +1,120 @@
+"""The ingress's HTTP/1.1 layer (``connector/httpserver.py``) on raw sockets: pipelining, chunked
+bodies, 100-continue, HEAD, closing, malformed requests, and an app that fails."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+CONFIG = """
+[server]
+port = {port}
+
+[buffer]
+type = "memory"
+
+[sources.events]
+type = "webhook"
+path = "/in"
+
+[sinks.archive]
+type = "file"
+inputs = ["events"]
+path = "out/events.ndjson"
+"""
+
+
+@pytest.fixture
+def daemon(local_daemon_factory):
+    return local_daemon_factory(CONFIG).start()
+
+
+def exchange(daemon, data: bytes, until: bytes, expect_close: bool = False) -> bytes:
+    """Send ``data`` on one connection; read until ``until`` has been seen (or the server closes)."""
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        while until not in received or expect_close:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def post(body: bytes, extra: bytes = b"") -> bytes:
+    return (b"POST /in HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (len(body), extra, body))
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(daemon):
+    received = exchange(daemon, post(b'{"n": 1}') + post(b'[{"n": 2}, {"n": 3}]') + post(b'[]'),
+                        until=b'"accepted":0}')
+    first, second, third = received.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 OK") and first.endswith(b'{"accepted":1}')
+    assert second.startswith(b"200 OK") and second.endswith(b'{"accepted":2}')
+    assert third.startswith(b"200 OK") and third.endswith(b'{"accepted":0}')
+
+
+def test_a_chunked_body_is_read_whole(daemon):
+    body = json.dumps([{"n": i} for i in range(50)]).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 100]), body[i:i + 100]) for i in range(0, len(body), 100))
+    request = (b"POST /in HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+               + chunks + b"0\r\n\r\n")
+    assert exchange(daemon, request, until=b"}").endswith(b'{"accepted":50}')
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(daemon):
+    body = b'{"n": 1}'
+    head = (b"POST /in HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"expect: 100-continue\r\n\r\n" % len(body))
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += sock.recv(1024)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b'{"accepted":1}')
+
+
+def test_head_answers_headers_only_and_a_malformed_request_is_400_and_closed(daemon):
+    head = exchange(daemon, b"HEAD /healthz HTTP/1.1\r\nhost: x\r\n\r\n", until=b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and head.endswith(b"\r\n\r\n")
+    refused = exchange(daemon, b"NOT HTTP AT ALL\r\n\r\n", until=b"}", expect_close=True)
+    assert refused.startswith(b"HTTP/1.1 400 Bad Request") and b"connection: close" in refused
+
+
+def test_a_client_that_asks_to_close_is_closed_after_its_answer(daemon):
+    answer = exchange(daemon, post(b'{"n": 1}', b"connection: close\r\n"), until=b"}", expect_close=True)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in answer
+
+
+def test_an_app_that_fails_before_answering_gets_500_and_the_connection_closes():
+    import asyncio
+
+    from connector.httpserver import HTTPServer
+
+    async def failing(scope, receive, send):
+        raise RuntimeError("boom")
+
+    async def main() -> bytes:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        server = HTTPServer(failing, listener)
+        serving = asyncio.create_task(server.serve())
+        await asyncio.sleep(0.05)
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)  # to the close
+        writer.close()
+        await server.shutdown()
+        await serving
+        return answer
+
+    answer = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error") and b"connection: close" in answer
+    assert answer.endswith(b'nothing was stored"}')
