@@ -1,7 +1,9 @@
-"""Serving ASGI apps with uvicorn under the daemon's control.
+"""Sockets and servers under the daemon's control.
 
-The ingress's socket is bound before anything else starts, so a port in use is one clear error,
-not a half-started daemon; uvicorn installs no signal handlers (the daemon decides when to stop).
+``listen``: the ingress's socket, bound before anything else starts, so a port in use is one
+clear error, not a half-started daemon (``httpserver.py`` serves on it). ``QuietServer``: uvicorn
+without signal handlers of its own (the daemon decides when to stop), for the delivery process's
+control server on its unix socket.
 """
 
 from __future__ import annotations
