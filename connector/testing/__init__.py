@@ -41,14 +41,14 @@ from .kit import (
     make_record,
     run_sink,
 )
-from .servers import FakeHTTPDestination, ResettingProxy, ThreadedServer
+from .servers import FakeHTTPDestination, ResettingProxy, ThreadedServer, read_body
 from .waiting import child_pids, free_port, metric, wait_until
 
 __all__ = [
     "CommandResult", "DaemonProcess", "FakeHTTPDestination", "LocalDaemon", "MapperContract", "RecordingAcks",
     "ResettingProxy", "SinkContract", "SourceContract", "ThreadedServer", "WebhookHarness", "build_context",
     "child_pids", "daemon_factory", "eventually", "free_port", "local_daemon_factory", "make_envelope",
-    "make_record", "metric", "run_command", "run_sink", "wait_until",
+    "make_record", "metric", "read_body", "run_command", "run_sink", "wait_until",
 ]
 
 

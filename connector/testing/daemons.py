@@ -20,7 +20,27 @@ import structlog
 from .waiting import child_pids, free_port, wait_until
 
 
-class DaemonProcess:
+class _Served:
+    """What a test does with a daemon that serves on ``127.0.0.1:port``."""
+
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def post(self, path: str, body: bytes | str, headers: dict[str, str] | None = None,
+             **kwargs: Any) -> httpx.Response:
+        """POST ``body`` as JSON to ``path``."""
+        data = body.encode() if isinstance(body, str) else body
+        return httpx.post(self.base_url + path, content=data,
+                          headers={"content-type": "application/json", **(headers or {})}, **kwargs)
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.base_url + path)
+
+
+class DaemonProcess(_Served):
     """``connector run`` in a subprocess, on ``config`` written to ``directory/connector.toml``.
 
     ``{port}`` in the config text is replaced by a free port (also in ``self.port``); ``args``
@@ -40,10 +60,6 @@ class DaemonProcess:
         self.stdout_path = self.directory / "daemon.stdout"
         self.stderr_path = self.directory / "daemon.stderr"
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def start(self, timeout: float = 15.0) -> DaemonProcess:
         """Start the daemon and wait until ``/healthz`` answers."""
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
@@ -62,16 +78,6 @@ class DaemonProcess:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"the daemon did not serve within {timeout} s:\n{self.logs()}")
-
-    def post(self, path: str, body: bytes | str, headers: dict[str, str] | None = None,
-             **kwargs: Any) -> httpx.Response:
-        """POST ``body`` as JSON to ``path``."""
-        data = body.encode() if isinstance(body, str) else body
-        return httpx.post(self.base_url + path, content=data,
-                          headers={"content-type": "application/json", **(headers or {})}, **kwargs)
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.base_url + path)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send ``sig`` and wait for the exit code."""
@@ -105,7 +111,7 @@ class DaemonProcess:
         return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
 
 
-class LocalDaemon:
+class LocalDaemon(_Served):
     """The daemon inside this process (sinks in the same process, no signals), on a background
     event loop, serving real HTTP on ``{port}``: ``start``, ``post``, ``get``, ``stop``,
     ``dead_letters``, ``logs`` as ``DaemonProcess`` has them. ``env`` is in the environment while
@@ -126,10 +132,6 @@ class LocalDaemon:
         self._portal: Any = None
         self._portal_cm: Any = None
         self._run: Any = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15.0) -> LocalDaemon:
         """Assemble and start the daemon; return once ``/healthz`` answers."""
@@ -168,16 +170,6 @@ class LocalDaemon:
             return httpx.get(self.base_url + "/healthz", timeout=0.5).status_code == 200
         except httpx.TransportError:
             return False
-
-    def post(self, path: str, body: bytes | str, headers: dict[str, str] | None = None,
-             **kwargs: Any) -> httpx.Response:
-        """POST ``body`` as JSON to ``path``."""
-        data = body.encode() if isinstance(body, str) else body
-        return httpx.post(self.base_url + path, content=data,
-                          headers={"content-type": "application/json", **(headers or {})}, **kwargs)
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.base_url + path)
 
     def stop(self, timeout: float = 30.0) -> int:
         """Stop as on SIGTERM (drain within the grace period); the exit code ``run`` returned."""

@@ -13,6 +13,16 @@ import uvicorn
 from .waiting import free_port, wait_until
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI request (for fakes that answer once it has arrived)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class ThreadedServer:
     """An ASGI app served by uvicorn on 127.0.0.1 in a background thread (for fakes in tests)."""
 
@@ -136,12 +146,7 @@ class FakeHTTPDestination(ThreadedServer):
         self.status = None
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.requests += 1
         status = self.status or 200
         if status < 300:

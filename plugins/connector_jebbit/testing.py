@@ -29,7 +29,7 @@ import httpx
 import msgspec
 import pytest
 
-from connector.testing import ThreadedServer
+from connector.testing import ThreadedServer, read_body
 
 from .signature import HEADER, sign
 
@@ -86,12 +86,7 @@ class FakeJebbitAPI(ThreadedServer):
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, answer = self._answer(scope["method"], scope["path"], headers, body)
         self.requests.append((scope["method"], scope["path"], status))
