@@ -2,7 +2,8 @@
 
 Beside Segment's own analytics-python sending the same number of tracks to the same fake in the
 same run (its queue made large enough to drop nothing: its best case). connector's messages come
-from 100,000 Jebbit experiences stored in the sqlite buffer, mapped to an identify and a track each.
+from 100,000 Jebbit experiences stored in the sqlite buffer, mapped to an identify and a track each;
+its CPU a delivery (from /proc, start-up included) is the delivery side of ``whole_path.py``'s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import anyio
 import httpx
 
-from common import BENCH, peak_rss_mib, start_daemon, start_process, table
+from common import BENCH, cpu_seconds, family, peak_rss_mib, start_daemon, start_process, table
 from connector.buffer.base import NewRecord
 from connector.buffer.sqlite import SqliteBuffer
 from connector.ids import canonical, record_id
@@ -106,8 +107,11 @@ def main() -> None:
         daemon = DaemonProcess(seed.directory, config)
         started = time.perf_counter()
         daemon.start()
+        processes = family(daemon.process.pid)
+        cpu_before = cpu_seconds(processes)
         finished = wait_for(url, before + args.messages)
         ours = args.messages / (finished - started)
+        cpu_us = (cpu_seconds(processes) - cpu_before) * 1e6 / (args.messages / 2)
         rss = peak_rss_mib(daemon.process.pid)
         daemon.stop()
     finally:
@@ -117,7 +121,8 @@ def main() -> None:
         ["segment-analytics-python (in memory)", args.messages, peer_rate, peer_dropped, float("nan")],
         ["connector (sqlite buffer -> mapper -> segment)", args.messages, ours, 0, rss],
     ]))
-    print(f"ratio connector / analytics-python: {ours / peer_rate:.1f}x")
+    print(f"ratio connector / analytics-python: {ours / peer_rate:.1f}x; connector's CPU a delivery (an identify and "
+          f"a track), its processes from start to the last message: {cpu_us:.1f} µs")
 
 
 if __name__ == "__main__":

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import enum
-import gzip
 import time
 from typing import Any, Protocol
 
 import anyio
 import anyio.abc
-import anyio.to_thread
 import httpx
+from isal import igzip
 
 import connector
 
@@ -200,8 +199,8 @@ class SegmentSink(connector.Sink):
     async def _post(self, client: httpx.AsyncClient, messages: list[bytes],
                     attempt: int) -> tuple[Outcome, str, float | None]:
         body = batch_body(messages)
-        if self.config.gzip:  # zlib releases the GIL: compress off the event loop
-            body = await anyio.to_thread.run_sync(gzip.compress, body, 1)
+        if self.config.gzip:  # ISA-L: ~0.4 µs a message (zlib's level 1 took 2.5), so on the loop
+            body = igzip.compress(body, 1)
         headers = self.headers if attempt == 0 else {**self.headers, "x-retry-count": str(attempt)}
         started = time.perf_counter()
         try:

@@ -1,0 +1,93 @@
+"""Where the whole path's CPU goes, process by process: connector as configured by default (ingest
+and delivery processes), wrk's pre-signed Jebbit deliveries over 64 connections, Segment replaced
+by ``fake_segment_fast.py``. Prints CPU µs a delivery for each process (from /proc) and, with
+``--profile ingest|delivery``, records that process with py-spy (``--native`` off, one file of
+folded stacks, ``--out``) for the summary ``bench/top_frames.py`` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import BENCH, cpu_seconds, start_daemon, start_process, wrk
+from connector.testing import child_pids, free_port
+from whole_path import CONNECTOR, SECRET, presign, wait_drained
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of ``pid`` so far."""
+    tids = [int(p.name) for p in Path(f"/proc/{pid}/task").iterdir()]
+    return {tid: cpu_seconds_of(f"/proc/{pid}/task/{tid}/stat") for tid in tids}
+
+
+def cpu_seconds_of(stat: str) -> float:
+    try:
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=250_000)
+    parser.add_argument("--one-process", action="store_true", help="delivery_process = false")
+    parser.add_argument("--profile", choices=["ingest", "delivery"])
+    parser.add_argument("--out", default="profile.folded")
+    args = parser.parse_args()
+    presigned = Path(tempfile.mkdtemp(prefix="connector-bench-")) / "presigned.tsv"
+    presign(presigned, args.requests)
+    env = {"PRESIGNED": str(presigned), "WRK_THREADS": "2"}
+    port = free_port()
+    fake = start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port)
+    fake_url = f"http://127.0.0.1:{port}"
+    buffer = 'type = "sqlite"' + ("\n\n[service]\ndelivery_process = false" if args.one_process else "")
+    daemon = start_daemon(CONNECTOR % (buffer, SECRET, fake_url))
+    try:
+        ingest = daemon.process.pid
+        children = child_pids(ingest)
+        processes = {"ingest": ingest, **({"delivery": children[0]} if children else {})}
+        before = {name: cpu_seconds([pid]) for name, pid in processes.items()}
+        threads_before = {name: thread_cpu(pid) for name, pid in processes.items()}
+        fake_before = cpu_seconds([fake.pid])
+        spy = None
+        if args.profile:
+            spy = subprocess.Popen(["py-spy", "record", "-p", str(processes[args.profile]), "-d", str(args.seconds),
+                                   "-r", "200", "-f", "raw", "-o", args.out], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        began = time.perf_counter()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = wrk(daemon.base_url + "/webhooks/jebbit", BENCH / "presigned_post.lua", 64, args.seconds, env)
+        accepted = load["requests"] - load["non2xx"] - load["errors"]
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_cpu = (usage.ru_utime + usage.ru_stime - children_before.ru_utime - children_before.ru_stime)
+        arrived, took = wait_drained(fake_url, 2 * accepted, began)
+        if spy is not None:
+            spy.wait()
+        print(f"accepted {accepted / args.seconds:,.0f}/s, delivered {arrived / 2 / max(took, args.seconds):,.0f}/s, "
+              f"lost {max(0, 2 * accepted - arrived)}, p99 {load['p99_ms']:.1f} ms")
+        for name, pid in processes.items():
+            print(f"{name}: {(cpu_seconds([pid]) - before[name]) * 1e6 / accepted:.1f} µs CPU a delivery")
+            for tid, seconds in sorted(thread_cpu(pid).items()):
+                spent = (seconds - threads_before[name].get(tid, 0.0)) * 1e6 / accepted
+                if spent >= 0.5:
+                    print(f"  thread {tid}{' (main)' if tid == pid else ''}: {spent:.1f} µs")
+        print(f"wrk: {wrk_cpu * 1e6 / accepted:.1f} µs CPU a delivery")
+        print(f"fake segment: {(cpu_seconds([fake.pid]) - fake_before) * 1e6 / accepted:.1f} µs CPU a delivery")
+    finally:
+        daemon.stop()
+        fake.terminate()
+        fake.wait()
+        presigned.unlink()
+
+
+if __name__ == "__main__":
+    main()
