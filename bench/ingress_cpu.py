@@ -76,7 +76,7 @@ class MemoryTransport(asyncio.Transport):
 
 async def run_protocol(app: IngressApp, signed: list[tuple[bytes, bytes]]) -> list[int]:
     """Each of ``CALLERS`` connections sends its requests one after another, as wrk does."""
-    server = HTTPServer(app, None)  # type: ignore[arg-type]
+    server = HTTPServer(app, None, whole_body=app)  # type: ignore[arg-type]
 
     async def caller(first: int) -> list[int]:
         transport = MemoryTransport()

@@ -10,7 +10,11 @@ before the app runs; httptools on a Protocol, under 7). What it does:
 - answers with ``content-length`` as given, chunked otherwise (``/tap``'s stream); ``connection:
   close`` from the app, or a client that asked for it, closes after the answer;
 - ``http.disconnect`` to ``receive`` once the client is gone;
-- a malformed request: 400 and close; an app that fails before answering: 500.
+- a malformed request: 400 and close; an app that fails before answering: 500;
+- a request whose whole body has arrived by the time it is served goes, when a ``WholeBody``
+  answerer takes its path (the ingress's webhook paths), to ``answer(scope, body)`` instead of
+  the ASGI call: no ``receive``/``send`` messages, one write of the answer. Bodies still on their
+  way, and every other path, take the ASGI call (size limits, timeouts and streams live there).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import http
 import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httptools
 
@@ -29,6 +33,21 @@ from .logging import logger
 
 App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
                Awaitable[None]]
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers (with content-length), body
+
+
+class WholeBody(Protocol):
+    """Answers requests whose body has all arrived, in one call."""
+
+    def takes(self, path: str) -> bool:
+        """Whether ``answer`` serves ``path`` (else the ASGI app does)."""
+        ...
+
+    async def answer(self, scope: dict[str, Any], body: bytes) -> Answer:
+        """The answer to the request ``scope`` with its whole ``body``."""
+        ...
+
+
 HIGH_WATER = 65_536  # bytes of body held for the app before reading pauses
 _REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 _BAD_REQUEST = (b'HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n'
@@ -37,10 +56,11 @@ _FAILED = (b'{"error":"internal error","detail":"the request could not be answer
 
 
 class HTTPServer:
-    """Serves ``app`` on an already bound, listening socket until ``shutdown``."""
+    """Serves ``app`` (and ``whole_body``'s paths) on a bound, listening socket until ``shutdown``."""
 
-    def __init__(self, app: App, sock: socket.socket):
+    def __init__(self, app: App, sock: socket.socket, whole_body: WholeBody | None = None):
         self.app = app
+        self.whole_body = whole_body
         self.sock = sock
         self.connections: set[Connection] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -190,7 +210,7 @@ class Cycle:
         self.chunks: list[bytes] = []
         self.held = 0
         self.more_body = True
-        self.changed = asyncio.Event()
+        self.changed: asyncio.Event | None = None  # made when the app waits for more of the body
         self.disconnected = False
         self.final_sent = False  # the last http.request message went to the app
         self.started = False
@@ -204,6 +224,10 @@ class Cycle:
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        whole_body = self.connection.server.whole_body
+        if whole_body is not None and not self.more_body and whole_body.takes(self.scope["path"]):
+            await self._answer_whole(whole_body)
+            return
         try:
             await self.connection.server.app(self.scope, self.receive, self.send)
         except Exception as exc:
@@ -218,6 +242,42 @@ class Cycle:
             self.complete = True
             self.connection.answered(self, keep_alive=False)
 
+    async def _answer_whole(self, whole_body: WholeBody) -> None:
+        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks.clear()
+        self.held = 0
+        try:
+            status, headers, answer = await whole_body.answer(self.scope, body)
+        except Exception as exc:
+            logger("server").error("the ingress failed on a request", error=repr(exc))
+            status, answer = 500, _FAILED
+            headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+                       (b"content-length", b"%d" % len(_FAILED))]
+        self.started = True
+        self.connection.write(self._head(status, headers) + (b"" if self.scope["method"] == "HEAD" else answer))
+        self.complete = True
+        self.connection.answered(self, self.keep_alive)
+
+    def _head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The status line and header block; sets ``keep_alive`` and ``chunked`` from them."""
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
+        has_length = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length":
+                has_length = True
+            elif name == b"connection" and value.lower() == b"close":
+                self.keep_alive = False
+            lines.append(b"%s: %s\r\n" % (name, value))
+        if not self.keep_alive:
+            if not any(line.startswith(b"connection:") for line in lines[1:]):
+                lines.append(b"connection: close\r\n")
+        if not has_length and self.scope["method"] != "HEAD":
+            self.chunked = True
+            lines.append(b"transfer-encoding: chunked\r\n")
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
     async def _answer_failure(self) -> None:
         await self.send({"type": "http.response.start", "status": 500,
                          "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
@@ -228,15 +288,18 @@ class Cycle:
     def feed(self, body: bytes) -> None:
         self.chunks.append(body)
         self.held += len(body)
-        self.changed.set()
+        if self.changed is not None:
+            self.changed.set()
 
     def body_complete(self) -> None:
         self.more_body = False
-        self.changed.set()
+        if self.changed is not None:
+            self.changed.set()
 
     def disconnect(self) -> None:
         self.disconnected = True
-        self.changed.set()
+        if self.changed is not None:
+            self.changed.set()
 
     # ASGI ---------------------------------------------------------------------------------------
     async def receive(self) -> dict[str, Any]:
@@ -254,30 +317,15 @@ class Cycle:
                 return {"type": "http.request", "body": body, "more_body": self.more_body}
             if self.disconnected:
                 return {"type": "http.disconnect"}
+            if self.changed is None:
+                self.changed = asyncio.Event()
             self.changed.clear()
             await self.changed.wait()
 
     async def send(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            status = message["status"]
-            lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
-            has_length = False
-            for name, value in message.get("headers", ()):
-                name = name.lower()
-                if name == b"content-length":
-                    has_length = True
-                elif name == b"connection" and value.lower() == b"close":
-                    self.keep_alive = False
-                lines.append(b"%s: %s\r\n" % (name, value))
-            if not self.keep_alive:
-                if not any(line.startswith(b"connection:") for line in lines[1:]):
-                    lines.append(b"connection: close\r\n")
-            if not has_length and self.scope["method"] != "HEAD":
-                self.chunked = True
-                lines.append(b"transfer-encoding: chunked\r\n")
-            lines.append(b"\r\n")
-            self.head = b"".join(lines)
+            self.head = self._head(message["status"], message.get("headers", ()))
             self.started = True
             return
         if kind != "http.response.body" or self.complete:

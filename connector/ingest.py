@@ -58,7 +58,7 @@ class Ingest:
             await source.run(PollingContext(source.name, self.intake))
 
     async def _serve(self) -> None:
-        self._server = HTTPServer(self.app, self.listener)
+        self._server = HTTPServer(self.app, self.listener, whole_body=self.app)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.app.watch_body_reads)

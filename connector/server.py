@@ -106,25 +106,42 @@ class IngressApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # httpserver.py sends http requests only
             return
-        path = scope["path"]
-        source = self.routes.get(path)
+        source = self.routes.get(scope["path"])
         if source is None:
             await self._builtin(scope, receive, send)
             return
+        answer = await self._answer(source, scope, None, receive, send)
+        if answer is not None:
+            await _respond(send, *answer)
+
+    # httpserver.WholeBody: a webhook delivery whose body has all arrived, without ASGI messages
+    def takes(self, path: str) -> bool:
+        return path in self.routes
+
+    async def answer(self, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        status, answer, headers = await self._answer(self.routes[scope["path"]], scope, body)  # type: ignore[misc]
+        return status, _raw_headers(len(answer), headers), answer
+
+    async def _answer(self, source: WebhookSource, scope: Scope, body: bytes | None, receive: Receive | None = None,
+                      send: Send | None = None) -> tuple[int, bytes, dict[str, str]] | None:
+        """Status, body and headers of the answer to a delivery (None: the watchdog answered it).
+
+        ``body`` is the whole body when it has arrived; None reads it through ``receive``.
+        """
         started = time.perf_counter()
         try:
-            status, body, headers = await self._deliver(source, scope, receive, send)
+            status, answer, headers = await self._deliver(source, scope, body, receive, send)
         except _Answered:
             self._refused(source.name, 408, "request timeout")
-            return
+            return None
         except Exception as exc:
             status, error, detail, headers = self._refusal(source, exc)
-            body = _error(error, detail)
+            answer = _error(error, detail)
             self._refused(source.name, status, f"{error}: {detail}")
         self._count(source.name, status)
         if status < 300:
             metrics.ACK_SECONDS.observe(time.perf_counter() - started)
-        await _respond(send, status, body, headers)
+        return status, answer, headers
 
     def _refusal(self, source: WebhookSource, exc: Exception) -> tuple[int, str, str, dict[str, str]]:
         """The answer to a delivery that failed with ``exc``: status, error, detail, headers."""
@@ -141,8 +158,8 @@ class IngressApp:
     def _refused(self, source: str, status: int, reason: str) -> None:
         self.activity[source].last_refused = RefusedDelivery(time.time(), status, reason)
 
-    async def _deliver(self, source: WebhookSource, scope: Scope, receive: Receive,
-                       send: Send) -> tuple[int, bytes, dict[str, str]]:
+    async def _deliver(self, source: WebhookSource, scope: Scope, body: bytes | None, receive: Receive | None,
+                       send: Send | None) -> tuple[int, bytes, dict[str, str]]:
         if scope["method"] != "POST":
             raise HTTPError(405, "method not allowed", f"{source.path} accepts POST only", {"allow": "POST"})
         raw_headers = scope["headers"]
@@ -157,20 +174,10 @@ class IngressApp:
         if not _is_json(media_type):
             raise HTTPError(415, "unsupported media type",
                             f"send Content-Type: application/json (got {media_type or 'none'!r})")
-        reading = _BodyRead(time.monotonic() + self.body_timeout, send)
-        self._reading.add(reading)
-        try:
-            body = await self._read_body(receive)
-        except _TooLarge:
-            raise _too_large(self.max_body_bytes) from None
-        except HTTPError:  # the client went away, perhaps because the watchdog closed it
-            if reading.answered:
-                raise _Answered from None
-            raise
-        finally:
-            self._reading.discard(reading)
-        if reading.answered:
-            raise _Answered
+        if body is None:
+            body = await self._read_in_time(receive, send)  # type: ignore[arg-type]
+        elif len(body) > self.max_body_bytes:
+            raise _too_large(self.max_body_bytes)
         if self.intake.stopping:
             raise HTTPError(503, "unavailable", "the daemon is shutting down; retry later",
                             {"retry-after": RETRY_AFTER_SECONDS})
@@ -196,6 +203,24 @@ class IngressApp:
             self._buffer_full = False
             self.log.info("buffer accepts records again")
         return 200, _json.encode({"accepted": len(accepted.records)}), {}
+
+    async def _read_in_time(self, receive: Receive, send: Send) -> bytes:
+        """The body through ``receive``: 413 past ``max_body_bytes``, 408 (by the watchdog) when late."""
+        reading = _BodyRead(time.monotonic() + self.body_timeout, send)
+        self._reading.add(reading)
+        try:
+            body = await self._read_body(receive)
+        except _TooLarge:
+            raise _too_large(self.max_body_bytes) from None
+        except HTTPError:  # the client went away, perhaps because the watchdog closed it
+            if reading.answered:
+                raise _Answered from None
+            raise
+        finally:
+            self._reading.discard(reading)
+        if reading.answered:
+            raise _Answered
+        return body
 
     async def watch_body_reads(self) -> None:
         """Answer 408 (and close the connection) to requests whose body is late.
@@ -288,16 +313,20 @@ def _error(error: str, detail: str) -> bytes:
     return _json.encode({"error": error, "detail": detail})
 
 
+def _raw_headers(length: int, headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """``headers`` as ASGI wants them, JSON unless they say otherwise, with the Content-Length
+    (which spares the server a chunked encoding)."""
+    if not headers:
+        return [*_JSON_HEADERS, (b"content-length", b"%d" % length)]
+    raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    if "content-type" not in headers:
+        raw_headers += _JSON_HEADERS
+    raw_headers.append((b"content-length", b"%d" % length))
+    return raw_headers
+
+
 async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
-    """One complete response; its Content-Length spares the server a chunked encoding."""
-    length = (b"content-length", str(len(body)).encode())
-    if headers:
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        if "content-type" not in headers:
-            raw_headers += _JSON_HEADERS
-        raw_headers.append(length)
-    else:
-        raw_headers = [*_JSON_HEADERS, length]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    """One complete response."""
+    await send({"type": "http.response.start", "status": status, "headers": _raw_headers(len(body), headers)})
     await send({"type": "http.response.body", "body": body})
 

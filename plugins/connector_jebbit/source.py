@@ -12,7 +12,7 @@ import connector
 from connector import ConfigError, HTTPError
 
 from .schema import delivery_items
-from .signature import HEADER, SignatureError, verify
+from .signature import HEADER, SignatureError, Verifier
 
 TEST_HEADER = "x-jebbit-test"
 
@@ -40,12 +40,11 @@ class JebbitSource(connector.WebhookSource):
 
     def __init__(self, path: str, keys: list[bytes], tolerance: int):
         self.path = path
-        self.keys = keys
-        self.tolerance = tolerance
+        self.verifier = Verifier(keys, tolerance)
 
     def accept(self, request: connector.WebhookRequest) -> connector.Accepted:
         try:
-            verify(request.headers.get(HEADER), request.body, self.keys, self.tolerance)
+            self.verifier.verify(request.headers.get(HEADER), request.body)
         except SignatureError as exc:
             raise HTTPError(401, "unauthorized", str(exc)) from None
         try:

@@ -1,16 +1,20 @@
 """The ingress's HTTP/1.1 layer (``connector/httpserver.py``) on raw sockets: pipelining, chunked
-bodies, 100-continue, HEAD, closing, malformed requests, and an app that fails."""
+bodies, 100-continue, HEAD, closing, malformed requests, an app that fails, and the same answers
+whether a delivery's body arrives with its headers (answered whole) or after them (through ASGI)."""
 
 from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
 CONFIG = """
 [server]
 port = {port}
+
+max_body_bytes = 1000
 
 [buffer]
 type = "memory"
@@ -40,6 +44,22 @@ def exchange(daemon, data: bytes, until: bytes, expect_close: bool = False) -> b
             chunk = sock.recv(65536)
             if not chunk:
                 break
+            received += chunk
+        return received
+
+
+def exchange_in_two(daemon, head: bytes, body: bytes) -> bytes:
+    """Send ``head``, then (once the server has surely started on it) ``body``; read to the close."""
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as sock:
+        sock.sendall(head)
+        time.sleep(0.1)
+        if body:
+            try:
+                sock.sendall(body)
+            except OSError:  # the server answered and closed before the body: that is the answer
+                pass
+        received = b""
+        while chunk := sock.recv(65536):
             received += chunk
         return received
 
@@ -109,6 +129,64 @@ def test_an_app_that_fails_before_answering_gets_500_and_the_connection_closes()
         await asyncio.sleep(0.05)
         reader, writer = await asyncio.open_connection(*listener.getsockname())
         writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)  # to the close
+        writer.close()
+        await server.shutdown()
+        await serving
+        return answer
+
+    answer = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error") and b"connection: close" in answer
+    assert answer.endswith(b'nothing was stored"}')
+
+
+@pytest.mark.parametrize("method, body, status, detail", [
+    (b"POST", b'[{"n": 1}, {"n": 2}]', b"200 OK", b'{"accepted":2}'),
+    (b"POST", b'{"n": ', b"400 Bad Request", b'"malformed JSON"'),
+    (b"POST", b'[' + b'{"n": 1},' * 150 + b'{"n": 1}]', b"413 ", b'max_body_bytes (1000 bytes)'),
+    (b"PUT", b'{"n": 1}', b"405 Method Not Allowed", b'accepts POST only'),
+])
+def test_a_delivery_gets_the_same_answer_whether_its_body_comes_with_its_headers_or_after(
+        daemon, method, body, status, detail):
+    head = (b"%s /in HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n" % (method, len(body)))
+    whole = exchange(daemon, head + body, until=b"}", expect_close=True)
+    streamed = exchange_in_two(daemon, head, body)
+    for answer in (whole, streamed):
+        assert answer.startswith(b"HTTP/1.1 " + status), answer
+        assert detail in answer and answer.endswith(b"}")
+    assert whole.split(b"\r\n\r\n", 1)[1] == streamed.split(b"\r\n\r\n", 1)[1]
+
+
+def test_head_on_a_delivery_path_answers_405_without_a_body(daemon):
+    answer = exchange(daemon, b"HEAD /in HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", until=b"\r\n\r\n",
+                      expect_close=True)
+    assert answer.startswith(b"HTTP/1.1 405") and answer.endswith(b"\r\n\r\n") and b"content-length: " in answer
+
+
+def test_a_whole_body_answerer_that_fails_gets_500_and_the_connection_closes():
+    import asyncio
+
+    from connector.httpserver import HTTPServer
+
+    class Failing:
+        def takes(self, path):
+            return True
+
+        async def answer(self, scope, body):
+            raise RuntimeError("boom")
+
+    async def unused(scope, receive, send):
+        raise AssertionError("a whole body goes to the answerer")
+
+    async def main() -> bytes:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        server = HTTPServer(unused, listener, whole_body=Failing())
+        serving = asyncio.create_task(server.serve())
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        writer.write(post(b'{"n": 1}'))
         answer = await asyncio.wait_for(reader.read(), 5)  # to the close
         writer.close()
         await server.shutdown()
