@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BENCH, cpu_seconds, start_daemon, start_process, wrk
+from common import BENCH, cpu_seconds, metric, start_daemon, start_process, wrk
 from connector.testing import child_pids, free_port
 from whole_path import CONNECTOR, SECRET, presign, wait_drained
 
@@ -80,6 +80,8 @@ def main() -> None:
                 spent = (seconds - threads_before[name].get(tid, 0.0)) * 1e6 / accepted
                 if spent >= 0.5:
                     print(f"  thread {tid}{' (main)' if tid == pid else ''}: {spent:.1f} µs")
+        commits = metric(daemon.base_url, "connector_buffer_commits_total")
+        print(f"records a commit: {accepted / max(commits, 1):.1f}")
         print(f"wrk: {wrk_cpu * 1e6 / accepted:.1f} µs CPU a delivery")
         print(f"fake segment: {(cpu_seconds([fake.pid]) - fake_before) * 1e6 / accepted:.1f} µs CPU a delivery")
     finally:

@@ -21,6 +21,7 @@ from .schema import STANDARD_FIELDS, experience_decoder
 
 TRUE_VALUES = frozenset({"true", "yes", "1", "y", "on"})
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+JEBBIT_DATE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
 
 class JebbitToSegmentConfig(connector.MapperConfig, tag="jebbit_to_segment"):
@@ -81,29 +82,26 @@ class JebbitToSegment(connector.Mapper):
         email = email.strip()
         hashed = SHA256_HEX.fullmatch(email) is not None  # Jebbit's hash_pii: the email is its hash
         user_id = email.lower() if hashed else hashlib.sha256(email.lower().encode()).hexdigest()
-        attributes = {k: v for k, v in data.items() if k not in self.standard}
-        common: dict[str, Any] = {
-            "context": {"externalIds": [{"collection": "users", "encoding": "none", "id": user_id,
-                                         "type": "emailSha256Hash"}]},
-            "userId": user_id,
-        }
-        timestamp = self._timestamp(data.get(c.experience_date_field))
-        if timestamp is not None:
-            common["timestamp"] = timestamp
-
+        standard = self.standard
+        attributes = {k: v for k, v in data.items() if k not in standard}
+        context = {"externalIds": [{"collection": "users", "encoding": "none", "id": user_id,
+                                    "type": "emailSha256Hash"}]}
         traits: dict[str, Any] = {} if c.hash_pii or hashed else {"email": email}
-        for trait, field in (("opt_in", c.opt_in_field), ("outcome", c.outcome_field)):
-            if data.get(field) is not None:
-                traits[trait] = data[field]
+        if (opt_in := data.get(c.opt_in_field)) is not None:
+            traits["opt_in"] = opt_in
+        if (outcome := data.get(c.outcome_field)) is not None:
+            traits["outcome"] = outcome
         traits.update(attributes)
         traits["emailSha256Hash"] = user_id  # computed: a mapped attribute of that name never wins
-
         properties: dict[str, Any] = {"questions": attributes}
         for prop, field in self.survey_fields:
-            if data.get(field) is not None:
-                properties[prop] = data[field]
-        identify = {**common, "type": "identify", "traits": traits}
-        track = {**common, "type": "track", "event": c.event, "properties": properties}
+            if (value := data.get(field)) is not None:
+                properties[prop] = value
+        identify = {"context": context, "userId": user_id, "type": "identify", "traits": traits}
+        track = {"context": context, "userId": user_id, "type": "track", "event": c.event, "properties": properties}
+        timestamp = self._timestamp(data.get(c.experience_date_field))
+        if timestamp is not None:
+            identify["timestamp"] = track["timestamp"] = timestamp
         return [identify, track]
 
     def _timestamp(self, value: Any) -> str | None:
@@ -127,6 +125,8 @@ class JebbitToSegment(connector.Mapper):
                            "set experience_date_format (strptime, e.g. \"%m/%d/%Y %H:%M\") to read it")
                 raise RecordRejected(f"{c.experience_date_field} {value!r} is not a date: expected "
                                      f"YYYY-MM-DD HH:MM:SS (UTC) or ISO 8601; {setting}") from None
+            if JEBBIT_DATE.fullmatch(text):  # Jebbit's own "YYYY-MM-DD HH:MM:SS" (UTC): spare a reformat
+                return f"{text[:10]}T{text[11:]}.000Z"
         if moment.tzinfo is not None:
             moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
         return moment.isoformat(timespec="milliseconds") + "Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import subprocess
@@ -235,7 +236,18 @@ def test_experience_dates_in_iso_8601_and_in_a_configured_format():
     assert us.map(to_record(experience(1, experience_date="01/02/2024 03:04")))[0]["timestamp"] == "2024-01-02T03:04:00.000Z"
 
 
+@given(st.datetimes(min_value=datetime.datetime(1000, 1, 1), timezones=st.none() | st.timezones()),
+       st.sampled_from([" ", "T"]), st.sampled_from(["minutes", "seconds", "milliseconds", "microseconds"]))
+def test_every_iso_8601_date_maps_to_its_utc_instant_in_milliseconds(moment, separator, timespec):
+    text = moment.isoformat(sep=separator, timespec=timespec)
+    read = datetime.datetime.fromisoformat(text)
+    utc = read.astimezone(datetime.UTC).replace(tzinfo=None) if read.tzinfo else read
+    assert mapper()._timestamp(text) == utc.isoformat(timespec="milliseconds") + "Z"
+
+
 def test_a_bad_experience_date_is_rejected_naming_the_value_and_the_setting():
+    with pytest.raises(RecordRejected, match="is not a date"):
+        mapper().map(to_record(experience(1, experience_date="2024-13-02 03:04:05")))
     with pytest.raises(RecordRejected, match="experience_date 'yesterday' is not a date.*experience_date_format"):
         mapper().map(to_record(experience(1, experience_date="yesterday")))
     with pytest.raises(RecordRejected, match="experience_date_format '%d.%m.%Y' does not read it"):
