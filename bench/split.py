@@ -1,7 +1,7 @@
 """Where the whole path's CPU goes, process by process: connector as configured by default (ingest
 and delivery processes), wrk's pre-signed Jebbit deliveries over 64 connections, Segment replaced
 by ``fake_segment_fast.py``. Prints CPU µs a delivery for each process (from /proc) and, with
-``--profile ingest|delivery``, records that process with py-spy (``--native`` off, one file of
+``--profile ingest|delivery``, records that process with py-spy (samples of the thread holding the GIL, one file of
 folded stacks, ``--out``) for the summary ``bench/top_frames.py`` prints.
 """
 
@@ -61,7 +61,7 @@ def main() -> None:
         spy = None
         if args.profile:
             spy = subprocess.Popen(["py-spy", "record", "-p", str(processes[args.profile]), "-d", str(args.seconds),
-                                   "-r", "200", "-f", "raw", "-o", args.out], stdout=subprocess.DEVNULL,
+                                   "-r", "200", "--gil", "-f", "raw", "-o", args.out], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         began = time.perf_counter()
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -177,17 +177,20 @@ class SinkPipeline:
                     await self.buffer.wait(IDLE_POLL_SECONDS)
                     continue
                 skipped: list[int] = []
+                mapped = 0
                 for record in records:
                     envelopes = await self._map(record)
                     if not envelopes:
                         skipped.append(record.seq)
                         continue
+                    mapped += len(envelopes)
                     self.acks.expect(record.seq, len(envelopes))
                     for envelope in envelopes:
                         try:  # without yielding while there is room: the sink then takes batches
                             send.send_nowait(envelope)
                         except anyio.WouldBlock:
                             await send.send(envelope)
+                self._received.inc(mapped)
                 if skipped:
                     await self.buffer.ack(self.name, skipped)
                 await anyio.lowlevel.checkpoint()  # mapping does not yield: let requests in
@@ -218,7 +221,6 @@ class SinkPipeline:
             if self.taps.active and route.name in self.tapped_mappers:
                 self.taps.publish(route.name, ((e.id, e.payload) for e in mapped))
             envelopes.extend(mapped)
-        self._received.inc(len(envelopes))
         return envelopes
 
     async def _reject(self, record: Record, mapper: str, reason: str, kind: str) -> None:

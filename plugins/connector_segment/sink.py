@@ -94,13 +94,19 @@ class SegmentSink(connector.Sink):
             size += len(message)
             deadline = time.monotonic() + self.config.flush_interval
         while len(envelopes) < self.config.batch_max_messages:
-            envelope = await self._next(inbox, deadline)
+            try:  # what is already there, without a coroutine call a message
+                envelope: connector.Envelope | None = inbox.receive_nowait()
+            except anyio.WouldBlock:
+                envelope = await self._wait_next(inbox, deadline)
+            except anyio.EndOfStream:
+                envelope = None
             if envelope is None:
                 return (envelopes, messages) if envelopes or deadline is not None else None
             if deadline is None:
                 deadline = time.monotonic() + self.config.flush_interval
-            message = await self._encode(envelope, acks)
-            if message is None:
+            message, refusal = self._encode(envelope)
+            if refusal is not None:
+                await acks.dead_letter(envelope, refusal)
                 continue
             if size + len(message) + 1 > self.config.batch_max_bytes:
                 self._carry = (envelope, message)
@@ -111,15 +117,9 @@ class SegmentSink(connector.Sink):
         return envelopes, messages
 
     @staticmethod
-    async def _next(inbox: anyio.abc.ObjectReceiveStream[connector.Envelope],
-                    deadline: float | None) -> connector.Envelope | None:
-        """The next envelope; None at the deadline or once the inbox is closed and empty."""
-        try:
-            return inbox.receive_nowait()
-        except anyio.WouldBlock:
-            pass
-        except anyio.EndOfStream:
-            return None
+    async def _wait_next(inbox: anyio.abc.ObjectReceiveStream[connector.Envelope],
+                         deadline: float | None) -> connector.Envelope | None:
+        """The next envelope to come; None at the deadline or once the inbox is closed."""
         try:
             if deadline is None:
                 return await inbox.receive()
@@ -129,20 +129,18 @@ class SegmentSink(connector.Sink):
         except anyio.EndOfStream:
             return None
 
-    async def _encode(self, envelope: connector.Envelope, acks: connector.Acks) -> bytes | None:
+    @staticmethod
+    def _encode(envelope: connector.Envelope) -> tuple[bytes, str | None]:
+        """The message as Segment gets it, or why it is dead-lettered instead."""
         try:
             message = encode_message(envelope)
         except NotAMessage as exc:
-            await acks.dead_letter(envelope, str(exc))
-            return None
+            return b"", str(exc)
         except (TypeError, ValueError, OverflowError) as exc:  # what msgspec cannot encode
-            await acks.dead_letter(envelope, f"cannot encode the message as JSON: {exc}")
-            return None
+            return b"", f"cannot encode the message as JSON: {exc}"
         if len(message) > MAX_MESSAGE_BYTES:
-            await acks.dead_letter(envelope, f"message is {len(message)} bytes; Segment takes at most "
-                                             f"{MAX_MESSAGE_BYTES} bytes a message")
-            return None
-        return message
+            return b"", f"message is {len(message)} bytes; Segment takes at most {MAX_MESSAGE_BYTES} bytes a message"
+        return message, None
 
     # delivery --------------------------------------------------------------------------------
     async def _send(self, client: httpx.AsyncClient, acks: connector.Acks, slots: anyio.Semaphore,
