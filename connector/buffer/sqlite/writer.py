@@ -36,7 +36,7 @@ class Batch:
         self.records: list[NewRecord] = []
         self.size = 0  # bytes of the records' bodies
         self.checkpoints: dict[str, bytes] = {}
-        self.done = anyio.Event()
+        self.done = asyncio.Event()  # set on the loop; bound to it by the first appender that waits
         self.error: BaseException | None = None
         self.queued = False
 
