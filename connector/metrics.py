@@ -1,30 +1,92 @@
 """Prometheus metrics, in connector's own registry (served at ``GET /metrics``).
 
 Labels carry component names, statuses and reason kinds only: never a secret or a payload.
+The metrics counted once per webhook request (``LoopCounter``, ``LoopHistogram``) are plain
+numbers read at scrape time: prometheus_client's take a lock per value, which cost 4.5 % of a
+request's instructions.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
-
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+
+class LoopCounter(Collector):
+    """A counter with labels, counted from the event loop's thread only."""
+
+    def __init__(self, name: str, documentation: str, labelnames: list[str], registry: CollectorRegistry):
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = labelnames
+        self._children: dict[tuple[str, ...], LoopCount] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> LoopCount:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = LoopCount()
+        return child
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(list(values), child.value)
+        yield family
+
+
+class LoopCount:
+    """One labelled value of a ``LoopCounter``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class LoopHistogram(Collector):
+    """A histogram without labels, observed from the event loop's thread only."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry):
+        self.name = name
+        self.documentation = documentation
+        self.bounds = list(buckets)
+        self.counts = [0] * (len(buckets) + 1)  # the last: above every bound
+        self.sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        cumulative, buckets = 0, []
+        for bound, count in zip([*self.bounds, float("inf")], self.counts):
+            cumulative += count
+            buckets.append((floatToGoString(bound), cumulative))
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self.sum)
 
 disable_created_metrics()  # a creation timestamp per series: noise, and one more series per counter
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-RECEIVED = Counter("connector_component_received_events", "Events a component took in.",
-                   ["component"], registry=REGISTRY)
+RECEIVED = LoopCounter("connector_component_received_events", "Events a component took in.",
+                       ["component"], registry=REGISTRY)
 SENT = Counter("connector_component_sent_events", "Events a component delivered.",
                ["component"], registry=REGISTRY)
 ERRORS = Counter("connector_component_errors", "Errors by component and reason kind.",
                  ["component", "reason"], registry=REGISTRY)
-HTTP_REQUESTS = Counter("connector_http_requests", "Webhook requests by source and status.",
-                        ["source", "status"], registry=REGISTRY)
+HTTP_REQUESTS = LoopCounter("connector_http_requests", "Webhook requests by source and status.",
+                            ["source", "status"], registry=REGISTRY)
 TEST_DELIVERIES = Counter("connector_test_deliveries", "Vendor test deliveries acknowledged, not forwarded.",
                           ["source"], registry=REGISTRY)
 DEAD_LETTERS = Counter("connector_dead_letters", "Records dead-lettered, by sink and reason kind.",
@@ -38,9 +100,9 @@ SOURCE_PAUSED = Gauge("connector_source_paused", "1 while a polling source canno
                       ["source"], registry=REGISTRY)
 BUFFER_COMMITS = Counter("connector_buffer_commits", "Transactions that stored appended records.",
                          registry=REGISTRY)
-ACK_SECONDS = Histogram("connector_ack_seconds", "Webhook request in to 2xx out.",
-                        buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-                        registry=REGISTRY)
+ACK_SECONDS = LoopHistogram("connector_ack_seconds", "Webhook request in to 2xx out.",
+                            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+                            registry=REGISTRY)
 SINK_REQUEST_SECONDS = Histogram("connector_sink_request_seconds", "Duration of a sink's requests.",
                                  ["sink"], registry=REGISTRY)
 

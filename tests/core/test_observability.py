@@ -161,3 +161,26 @@ def test_status_and_tap_refuse_non_loopback_clients():
         assert await get("/healthz", "10.1.2.3") == 200
 
     anyio.run(main)
+
+
+def test_the_per_request_metrics_read_as_prometheus_client_would_write_them():
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from connector.metrics import LoopCounter, LoopHistogram
+
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    buckets = (0.001, 0.01, 1)
+    histogram = LoopHistogram("t_seconds", "Doc.", buckets, registry=ours)
+    reference = Histogram("t_seconds", "Doc.", buckets=buckets, registry=theirs)
+    counter = LoopCounter("t_events", "Doc.", ["source", "status"], registry=ours)
+    reference_counter = Counter("t_events", "Doc.", ["source", "status"], registry=theirs)
+    for value in (0.0005, 0.001, 0.0011, 0.01, 0.5, 1, 7):  # the bounds themselves count in their bucket
+        histogram.observe(value)
+        reference.observe(value)
+    counter.labels("jebbit", "200").inc()
+    counter.labels("jebbit", "200").inc(2)
+    counter.labels("sprig", "401").inc()
+    reference_counter.labels("jebbit", "200").inc(3)
+    reference_counter.labels("sprig", "401").inc()
+    created = [line for line in generate_latest(theirs).decode().splitlines() if "_created" not in line]
+    assert generate_latest(ours).decode().splitlines() == created
