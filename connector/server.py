@@ -11,6 +11,7 @@ decoding (the source's 401/400), then storage (503 when the buffer is full or th
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
@@ -163,7 +164,7 @@ class IngressApp:
         if scope["method"] != "POST":
             raise HTTPError(405, "method not allowed", f"{source.path} accepts POST only", {"allow": "POST"})
         raw_headers = scope["headers"]
-        if sum(len(k) + len(v) for k, v in raw_headers) > self.max_header_bytes:
+        if sum(map(len, itertools.chain.from_iterable(raw_headers))) > self.max_header_bytes:
             raise HTTPError(431, "request header fields too large",
                             f"the headers exceed max_header_bytes ({self.max_header_bytes} bytes)", _CLOSE)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
