@@ -1,8 +1,12 @@
-"""Where the whole path's CPU goes, process by process: connector as configured by default (ingest
-and delivery processes), wrk's pre-signed Jebbit deliveries over 64 connections, Segment replaced
-by ``fake_segment_fast.py``. Prints CPU µs a delivery for each process (from /proc) and, with
-``--profile ingest|delivery``, records that process with py-spy (samples of the thread holding the GIL, one file of
-folded stacks, ``--out``) for the summary ``bench/top_frames.py`` prints.
+"""Where the whole path's CPU goes: connector as configured by default (ingest and delivery
+processes) under ``whole_path.py``'s load (pre-signed Jebbit deliveries, wrk, 64 connections,
+Segment replaced by ``fake_segment_fast.py``).
+
+Prints CPU µs a delivery of each process and thread (from /proc), of wrk and of the fake, and
+records a commit. ``--profile ingest|delivery`` records that process with py-spy (samples of the
+thread holding the GIL) into ``--out`` as folded stacks, for ``top_frames.py``.
+
+    python split.py [--seconds 10] [--one-process] [--profile ingest --out ingest.folded]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Summarise py-spy's folded stacks (``py-spy record -f raw``): the share of samples in which each
 function is on the stack (inclusive) and at its top (self), largest first.
 
-    python top_frames.py profile.folded [--limit 40] [--thread NAME]
+    python top_frames.py profile.folded [--limit 40]
 """
 
 from __future__ import annotations
