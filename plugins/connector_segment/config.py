@@ -19,7 +19,7 @@ class SegmentSinkConfig(connector.SinkConfig, tag="segment"):
     ``write_key``: the source's write key (sent as basic-auth user). ``region``: ``us`` or ``eu``;
     ``endpoint`` overrides it (a proxy or a test server). Batches close at ``batch_max_messages``,
     ``batch_max_bytes`` (uncompressed JSON) or ``flush_interval`` seconds after their first message;
-    up to ``max_in_flight`` are sent at once. Retryable failures back off exponentially from
+    up to ``max_in_flight`` are sent at once, each within ``timeout`` seconds. Retryable failures back off exponentially from
     ``retry_initial_seconds`` to ``retry_max_seconds`` with full jitter, forever unless
     ``max_retry_duration`` (seconds) is set, after which the messages are dead-lettered.
     """
