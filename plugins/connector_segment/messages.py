@@ -68,9 +68,16 @@ def _present(value: object) -> bool:
 
 
 def batch_body(messages: list[bytes]) -> bytes:
-    """``{"batch": [...], "sentAt": now}`` from already-encoded messages."""
+    """``{"batch": [...], "sentAt": now}`` from already-encoded messages, copied once (a batch is
+    up to 500 KB)."""
     sent_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return b'{"batch":[' + b",".join(messages) + b'],"sentAt":"' + sent_at.encode() + b'"}'
+    head, tail = b'{"batch":[', b'],"sentAt":"%s"}' % sent_at.encode()
+    if not messages:
+        return head + tail
+    parts = list(messages)
+    parts[0] = head + parts[0]
+    parts[-1] = parts[-1] + tail
+    return b",".join(parts)
 
 
 BATCH_OVERHEAD = len(batch_body([]))
