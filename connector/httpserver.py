@@ -8,13 +8,15 @@ before the app runs; httptools on a Protocol, under 7). What it does:
 - request bodies streamed to ``receive`` (chunked ones decoded by httptools), reading paused while
   the app has not taken what arrived, so an oversized body is never buffered;
 - answers with ``content-length`` as given, chunked otherwise (``/tap``'s stream); ``connection:
-  close`` from the app, or a client that asked for it, closes after the answer;
+  close`` from the app, or a client that asked for it, closes after the answer; what is left of
+  the body of an answered request is read and dropped;
 - ``http.disconnect`` to ``receive`` once the client is gone;
 - a malformed request: 400 and close; an app that fails before answering: 500;
 - a request whose whole body has arrived by the time it is served goes, when a ``WholeBody``
-  answerer takes its path (the ingress's webhook paths), to ``answer(scope, body)`` instead of
-  the ASGI call: no ``receive``/``send`` messages, one write of the answer. Bodies still on their
-  way, and every other path, take the ASGI call (size limits, timeouts and streams live there).
+  answerer takes its path (the ingress's webhook paths), to ``answer(scope, body, reply)``
+  instead of the ASGI call: no task, no ``receive``/``send`` messages, one write of the answer
+  whenever ``reply`` is called. Bodies still on their way, and every other path, take the ASGI
+  call in a task (size limits, timeouts and streams live there).
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers (with c
 
 
 class WholeBody(Protocol):
-    """Answers requests whose body has all arrived, in one call."""
+    """Answers requests whose body has all arrived, without a task of their own."""
 
     def takes(self, path: str) -> bool:
         """Whether ``answer`` serves ``path`` (else the ASGI app does)."""
         ...
 
-    async def answer(self, scope: dict[str, Any], body: bytes) -> Answer:
-        """The answer to the request ``scope`` with its whole ``body``."""
+    def answer(self, scope: dict[str, Any], body: bytes, reply: Callable[[Answer], None]) -> Awaitable[None] | None:
+        """Answer the request ``scope`` with its whole ``body`` by calling ``reply`` once: now, from
+        a callback later, or from the awaitable returned (the server runs it as a task)."""
         ...
 
 
@@ -99,6 +102,7 @@ class Connection(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.paused = False
         self.closed = False
+        self.beginning = False
 
     # asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -114,6 +118,7 @@ class Connection(asyncio.Protocol):
             self._refuse()
         except httptools.HttpParserError:
             self._refuse()
+        self._begin_next()  # after the whole chunk: a body that came with its headers is whole
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -145,13 +150,12 @@ class Connection(asyncio.Protocol):
         cycle = Cycle(self, scope, self.parser.should_keep_alive())
         self.parsing = cycle
         self.cycles.append(cycle)
-        if len(self.cycles) == 1:
-            cycle.start()
 
     def on_body(self, body: bytes) -> None:
-        if self.parsing is not None:
-            self.parsing.feed(body)
-            if self.parsing.held > HIGH_WATER:
+        cycle = self.parsing
+        if cycle is not None and not cycle.complete:  # the rest of an answered request's body is dropped
+            cycle.feed(body)
+            if cycle.held > HIGH_WATER:
                 self.pause()
 
     def on_message_complete(self) -> None:
@@ -175,15 +179,25 @@ class Connection(asyncio.Protocol):
             self.transport.write(data)
 
     def answered(self, cycle: Cycle, keep_alive: bool) -> None:
-        """``cycle`` sent its whole answer: close, or start the next parsed request."""
+        """``cycle`` sent its whole answer: close, or begin the next parsed request."""
         if self.cycles and self.cycles[0] is cycle:
             self.cycles.popleft()
         if not keep_alive:
             self.close()
             return
-        if self.cycles:
-            self.cycles[0].start()
         self.resume()
+        if not self.beginning:
+            self._begin_next()
+
+    def _begin_next(self) -> None:
+        """Begin the first request not yet begun, and each next one its answer lets through at once
+        (a loop, not a recursion: pipelined requests may all be answered on the spot)."""
+        self.beginning = True
+        try:
+            while self.cycles and not self.cycles[0].begun and not self.closed:
+                self.cycles[0].begin()
+        finally:
+            self.beginning = False
 
     def idle(self) -> bool:
         return not self.cycles and self.parsing is None
@@ -201,7 +215,7 @@ class Cycle:
     """One request and its answer: the ASGI ``receive`` and ``send`` of the app's call."""
 
     __slots__ = ("connection", "scope", "keep_alive", "chunks", "held", "more_body", "changed", "disconnected",
-                 "final_sent", "started", "complete", "head", "chunked", "task", "expect_continue")
+                 "final_sent", "begun", "started", "complete", "head", "chunked", "task", "expect_continue")
 
     def __init__(self, connection: Connection, scope: dict[str, Any], keep_alive: bool):
         self.connection = connection
@@ -213,6 +227,7 @@ class Cycle:
         self.changed: asyncio.Event | None = None  # made when the app waits for more of the body
         self.disconnected = False
         self.final_sent = False  # the last http.request message went to the app
+        self.begun = False
         self.started = False
         self.complete = False
         self.head = b""
@@ -220,14 +235,17 @@ class Cycle:
         self.task: asyncio.Task[None] | None = None
         self.expect_continue = (b"expect", b"100-continue") in scope["headers"]
 
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
+    def begin(self) -> None:
+        """Answer whole when the body has arrived and ``whole_body`` takes the path; else run the
+        ASGI app in a task."""
+        self.begun = True
         whole_body = self.connection.server.whole_body
         if whole_body is not None and not self.more_body and whole_body.takes(self.scope["path"]):
-            await self._answer_whole(whole_body)
-            return
+            self._answer_whole(whole_body)
+        else:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
         try:
             await self.connection.server.app(self.scope, self.receive, self.send)
         except Exception as exc:
@@ -242,21 +260,47 @@ class Cycle:
             self.complete = True
             self.connection.answered(self, keep_alive=False)
 
-    async def _answer_whole(self, whole_body: WholeBody) -> None:
+    def _answer_whole(self, whole_body: WholeBody) -> None:
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         self.chunks.clear()
         self.held = 0
         try:
-            status, headers, answer = await whole_body.answer(self.scope, body)
+            pending = whole_body.answer(self.scope, body, self.reply)
         except Exception as exc:
-            logger("server").error("the ingress failed on a request", error=repr(exc))
-            status, answer = 500, _FAILED
-            headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
-                       (b"content-length", b"%d" % len(_FAILED))]
+            self._fail(exc)
+            return
+        if pending is not None:
+            self.task = asyncio.get_running_loop().create_task(self._await_reply(pending))
+
+    async def _await_reply(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        logger("server").error("the ingress failed on a request", error=repr(exc))
+        self.reply((500, [(b"content-type", b"application/json"), (b"connection", b"close"),
+                          (b"content-length", b"%d" % len(_FAILED))], _FAILED))
+
+    def reply(self, answer: Answer) -> None:
+        """Write the whole-body answerer's answer (the first one only)."""
+        if self.complete:
+            return
+        status, headers, body = answer
         self.started = True
-        self.connection.write(self._head(status, headers) + (b"" if self.scope["method"] == "HEAD" else answer))
+        self.connection.write(self._head(status, headers) + (b"" if self.scope["method"] == "HEAD" else body))
         self.complete = True
+        self._end_unread_body()
         self.connection.answered(self, self.keep_alive)
+
+    def _end_unread_body(self) -> None:
+        """Answered before its body was read: the rest is read and dropped as it comes (the
+        connection stays usable), unless the client still waits for a 100 Continue to send it."""
+        self.chunks.clear()
+        self.held = 0
+        if self.more_body and self.expect_continue:
+            self.keep_alive = False
 
     def _head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
         """The status line and header block; sets ``keep_alive`` and ``chunked`` from them."""
@@ -343,6 +387,5 @@ class Cycle:
         self.connection.write(data)
         if not more:
             self.complete = True
-            if self.more_body and not self.disconnected:
-                self.keep_alive = False  # the rest of the body was not read: the connection cannot be reused
+            self._end_unread_body()
             self.connection.answered(self, self.keep_alive)

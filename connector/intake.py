@@ -40,12 +40,22 @@ class Intake:
         """
         if not records and checkpoint is None:
             return
+        new = self.prepare(source, records)
+        await self.buffer.append(new, None if checkpoint is None else (checkpoint_name(source), checkpoint))
+        self.stored(source, new)
+
+    @staticmethod
+    def prepare(source: str, records: Sequence[Any]) -> list[NewRecord]:
+        """``records`` as the buffer keeps them: canonical bodies, deterministic ids."""
         received_at = time.time()
         new = []
         for record in records:
             body = ids.canonical(record)
             new.append(NewRecord(ids.record_id(source, body), source, received_at, body))
-        await self.buffer.append(new, None if checkpoint is None else (checkpoint_name(source), checkpoint))
+        return new
+
+    def stored(self, source: str, new: list[NewRecord]) -> None:
+        """The buffer stored ``new``: show it to taps, count it."""
         if self.taps.active:
             self.taps.publish(source, ((r.id, msgspec.Raw(r.body)) for r in new))
         counter = self._received.get(source)

@@ -11,6 +11,8 @@ decoding (the source's 401/400), then storage (503 when the buffer is full or th
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,13 +25,16 @@ import structlog
 from . import metrics
 from .components import Accepted, WebhookRequest, WebhookSource
 from .config import ServerConfig
+from .buffer import NewRecord
 from .errors import BufferFull, BufferUnavailable, HTTPError
+from .httpserver import Answer
 from .intake import Intake
 from .tap import TapHub, stream_tap, tap_component
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Outcome = tuple[int, bytes, dict[str, str]]  # status, body, extra headers
 
 RETRY_AFTER_SECONDS = "5"
 _json = msgspec.json.Encoder()
@@ -111,56 +116,75 @@ class IngressApp:
         if source is None:
             await self._builtin(scope, receive, send)
             return
-        answer = await self._answer(source, scope, None, receive, send)
-        if answer is not None:
-            await _respond(send, *answer)
+        started = time.perf_counter()
+        try:
+            outcome = await self._deliver(source, scope, receive, send)
+        except _Answered:
+            self._refused(source.name, 408, "request timeout")
+            return
+        except Exception as exc:
+            outcome = self._refusal(source, exc)
+        status, headers, body = self._answer(source, started, outcome)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
-    # httpserver.WholeBody: a webhook delivery whose body has all arrived, without ASGI messages
+    # httpserver.WholeBody: a delivery whose body has all arrived, answered without a task ------
     def takes(self, path: str) -> bool:
         return path in self.routes
 
-    async def answer(self, scope: Scope, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        status, answer, headers = await self._answer(self.routes[scope["path"]], scope, body)  # type: ignore[misc]
-        return status, _raw_headers(len(answer), headers), answer
-
-    async def _answer(self, source: WebhookSource, scope: Scope, body: bytes | None, receive: Receive | None = None,
-                      send: Send | None = None) -> tuple[int, bytes, dict[str, str]] | None:
-        """Status, body and headers of the answer to a delivery (None: the watchdog answered it).
-
-        ``body`` is the whole body when it has arrived; None reads it through ``receive``.
-        """
+    def answer(self, scope: Scope, body: bytes, reply: Callable[[Answer], None]) -> Awaitable[None] | None:
+        """Check and accept now; reply once the records' batch is committed (a callback of the
+        buffer's ``append_soon``), or through the returned coroutine when the buffer needs ``append``."""
+        source = self.routes[scope["path"]]
         started = time.perf_counter()
         try:
-            status, answer, headers = await self._deliver(source, scope, body, receive, send)
-        except _Answered:
-            self._refused(source.name, 408, "request timeout")
-            return None
+            accepted = self._accept(source, self._head(source, scope), body)
+            if not accepted.forward:
+                reply(self._answer(source, started, self._test_delivery(source, accepted)))
+                return None
+            new = self.intake.prepare(source.name, accepted.records)
+            outcome = self.intake.buffer.append_soon(new)
         except Exception as exc:
-            status, error, detail, headers = self._refusal(source, exc)
-            answer = _error(error, detail)
-            self._refused(source.name, status, f"{error}: {detail}")
-        self._count(source.name, status)
-        if status < 300:
-            metrics.ACK_SECONDS.observe(time.perf_counter() - started)
-        return status, answer, headers
+            reply(self._answer(source, started, self._refusal(source, exc)))
+            return None
+        if outcome is None:
+            return self._store_and_reply(source, new, started, reply)
+        outcome.add_done_callback(functools.partial(self._reply_stored, source, new, started, reply))
+        return None
 
-    def _refusal(self, source: WebhookSource, exc: Exception) -> tuple[int, str, str, dict[str, str]]:
-        """The answer to a delivery that failed with ``exc``: status, error, detail, headers."""
-        if isinstance(exc, HTTPError):
-            return exc.status, exc.error, exc.detail, exc.headers
-        if isinstance(exc, UnicodeDecodeError):  # a source that let invalid UTF-8 through its JSON decoder
-            return 400, "malformed JSON", f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})", {}
-        if isinstance(exc, RecursionError):  # a source's untyped JSON decoder on a body nested thousands deep
-            return 400, "malformed JSON", "the body is nested too deeply", {}
-        # a source's bug answers 500 and leaves the daemon serving
-        self.log.error("source failed", source=source.name, error=repr(exc))
-        return 500, "internal error", "the source failed on this delivery; nothing was stored", {}
+    def _reply_stored(self, source: WebhookSource, new: list[NewRecord], started: float,
+                      reply: Callable[[Answer], None], outcome: asyncio.Future[BaseException | None]) -> None:
+        try:
+            error = outcome.result()
+            if error is not None:
+                raise self._storage_refusal(BufferUnavailable("the records could not be stored")) from error
+            answered = self._stored(source, new)
+        except Exception as exc:
+            answered = self._refusal(source, exc)
+        reply(self._answer(source, started, answered))
 
-    def _refused(self, source: str, status: int, reason: str) -> None:
-        self.activity[source].last_refused = RefusedDelivery(time.time(), status, reason)
+    async def _store_and_reply(self, source: WebhookSource, new: list[NewRecord], started: float,
+                               reply: Callable[[Answer], None]) -> None:
+        try:
+            await self._append(new)
+            answered = self._stored(source, new)
+        except Exception as exc:
+            answered = self._refusal(source, exc)
+        reply(self._answer(source, started, answered))
 
-    async def _deliver(self, source: WebhookSource, scope: Scope, body: bytes | None, receive: Receive | None,
-                       send: Send | None) -> tuple[int, bytes, dict[str, str]]:
+    # the steps of a delivery ---------------------------------------------------------------------
+    async def _deliver(self, source: WebhookSource, scope: Scope, receive: Receive, send: Send) -> Outcome:
+        headers = self._head(source, scope)
+        body = await self._read_in_time(receive, send)
+        accepted = self._accept(source, headers, body)
+        if not accepted.forward:
+            return self._test_delivery(source, accepted)
+        new = self.intake.prepare(source.name, accepted.records)
+        await self._append(new)
+        return self._stored(source, new)
+
+    def _head(self, source: WebhookSource, scope: Scope) -> dict[str, str]:
+        """The request's headers, once method, header size, declared size and media type pass."""
         if scope["method"] != "POST":
             raise HTTPError(405, "method not allowed", f"{source.path} accepts POST only", {"allow": "POST"})
         raw_headers = scope["headers"]
@@ -175,35 +199,74 @@ class IngressApp:
         if not _is_json(media_type):
             raise HTTPError(415, "unsupported media type",
                             f"send Content-Type: application/json (got {media_type or 'none'!r})")
-        if body is None:
-            body = await self._read_in_time(receive, send)  # type: ignore[arg-type]
-        elif len(body) > self.max_body_bytes:
+        return headers
+
+    def _accept(self, source: WebhookSource, headers: dict[str, str], body: bytes) -> Accepted:
+        """What the source makes of the body (its 401/400), unless it is too large or the daemon stops."""
+        if len(body) > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)
         if self.intake.stopping:
             raise HTTPError(503, "unavailable", "the daemon is shutting down; retry later",
                             {"retry-after": RETRY_AFTER_SECONDS})
-        accepted: Accepted = source.accept(WebhookRequest(headers, body))
-        if not accepted.forward:
-            self.activity[source.name].last_test_delivery = time.time()
-            metrics.TEST_DELIVERIES.labels(source.name).inc()
-            self.log.info("test delivery acknowledged", source=source.name, records=len(accepted.records))
-            return 200, _json.encode({"accepted": 0, "forwarded": False}), {}
+        return source.accept(WebhookRequest(headers, body))
+
+    def _test_delivery(self, source: WebhookSource, accepted: Accepted) -> Outcome:
+        self.activity[source.name].last_test_delivery = time.time()
+        metrics.TEST_DELIVERIES.labels(source.name).inc()
+        self.log.info("test delivery acknowledged", source=source.name, records=len(accepted.records))
+        return 200, _json.encode({"accepted": 0, "forwarded": False}), {}
+
+    async def _append(self, new: list[NewRecord]) -> None:
         try:
-            await self.intake.store(source.name, accepted.records)
-        except BufferFull as exc:
+            await self.intake.buffer.append(new)
+        except (BufferFull, BufferUnavailable) as exc:
+            raise self._storage_refusal(exc) from None
+
+    def _storage_refusal(self, exc: BufferFull | BufferUnavailable) -> HTTPError:
+        if isinstance(exc, BufferFull):
             if not self._buffer_full:
                 self._buffer_full = True
                 self.log.warning("buffer full; answering 503 until sinks catch up", detail=str(exc))
-            raise HTTPError(503, "buffer full", str(exc) + "; retry later",
-                            {"retry-after": RETRY_AFTER_SECONDS}) from None
-        except BufferUnavailable as exc:
-            self.log.error("buffer unavailable", error=str(exc.__cause__ or exc))
-            raise HTTPError(503, "buffer unavailable", "the record could not be stored; retry later",
-                            {"retry-after": RETRY_AFTER_SECONDS}) from None
+            return HTTPError(503, "buffer full", str(exc) + "; retry later", {"retry-after": RETRY_AFTER_SECONDS})
+        self.log.error("buffer unavailable", error=str(exc.__cause__ or exc))
+        return HTTPError(503, "buffer unavailable", "the record could not be stored; retry later",
+                         {"retry-after": RETRY_AFTER_SECONDS})
+
+    def _stored(self, source: WebhookSource, new: list[NewRecord]) -> Outcome:
+        self.intake.stored(source.name, new)
         if self._buffer_full:
             self._buffer_full = False
             self.log.info("buffer accepts records again")
-        return 200, _json.encode({"accepted": len(accepted.records)}), {}
+        return 200, _json.encode({"accepted": len(new)}), {}
+
+    def _refusal(self, source: WebhookSource, exc: Exception) -> Outcome:
+        """The answer to a delivery that failed with ``exc`` (recorded for ``/status``)."""
+        if isinstance(exc, HTTPError):
+            status, error, detail, headers = exc.status, exc.error, exc.detail, exc.headers
+        elif isinstance(exc, UnicodeDecodeError):  # a source that let invalid UTF-8 through its JSON decoder
+            status, error, detail, headers = (400, "malformed JSON",
+                                              f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})", {})
+        elif isinstance(exc, RecursionError):  # a source's untyped JSON decoder on a body nested thousands deep
+            status, error, detail, headers = 400, "malformed JSON", "the body is nested too deeply", {}
+        elif isinstance(exc, (BufferFull, BufferUnavailable)):  # from append_soon, at once
+            return self._refusal(source, self._storage_refusal(exc))
+        else:  # a source's bug answers 500 and leaves the daemon serving
+            self.log.error("source failed", source=source.name, error=repr(exc))
+            status, error, detail, headers = (500, "internal error",
+                                              "the source failed on this delivery; nothing was stored", {})
+        self._refused(source.name, status, f"{error}: {detail}")
+        return status, _error(error, detail), headers
+
+    def _refused(self, source: str, status: int, reason: str) -> None:
+        self.activity[source].last_refused = RefusedDelivery(time.time(), status, reason)
+
+    def _answer(self, source: WebhookSource, started: float, outcome: Outcome) -> Answer:
+        """Count the answer (and time a 2xx); status, headers and body as the server sends them."""
+        status, body, headers = outcome
+        self._count(source.name, status)
+        if status < 300:
+            metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+        return status, _raw_headers(len(body), headers), body
 
     async def _read_in_time(self, receive: Receive, send: Send) -> bytes:
         """The body through ``receive``: 413 past ``max_body_bytes``, 408 (by the watchdog) when late."""

@@ -13,6 +13,7 @@ Every kind (memory, sqlite, nats) implements ``Buffer``. The contract:
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -71,6 +72,13 @@ class Buffer(abc.ABC):
         ``checkpoint`` (name, value) is stored in the same transaction: a polling source's
         position is saved if and only if the records it fetched are.
         """
+
+    def append_soon(self, records: Sequence[NewRecord]) -> asyncio.Future[BaseException | None] | None:
+        """Start storing ``records`` without waiting, for the ingress's answers without a task a
+        request: a future of the outcome (None once durable, else the error), or None when this
+        kind, or this moment (a buffer that looks full), needs ``append``. Raises
+        ``BufferUnavailable`` at once when the buffer is closed."""
+        return None
 
     @abc.abstractmethod
     async def checkpoint(self, name: str) -> bytes | None:

@@ -158,6 +158,14 @@ def test_a_delivery_gets_the_same_answer_whether_its_body_comes_with_its_headers
     assert whole.split(b"\r\n\r\n", 1)[1] == streamed.split(b"\r\n\r\n", 1)[1]
 
 
+def test_thousands_of_pipelined_deliveries_answered_on_the_spot_come_back_in_order(daemon):
+    refused = b"POST /in HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nhi"
+    received = exchange(daemon, refused * 3000 + post(b'{"n": 1}'), until=b'{"accepted":1}')
+    answers = received.split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == 3001
+    assert all(answer.startswith(b"415 ") for answer in answers[:-1]) and answers[-1].startswith(b"200 OK")
+
+
 def test_head_on_a_delivery_path_answers_405_without_a_body(daemon):
     answer = exchange(daemon, b"HEAD /in HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", until=b"\r\n\r\n",
                       expect_close=True)
@@ -173,7 +181,7 @@ def test_a_whole_body_answerer_that_fails_gets_500_and_the_connection_closes():
         def takes(self, path):
             return True
 
-        async def answer(self, scope, body):
+        def answer(self, scope, body, reply):
             raise RuntimeError("boom")
 
     async def unused(scope, receive, send):

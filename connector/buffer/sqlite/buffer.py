@@ -9,6 +9,7 @@ the tables and their migrations: ``schema.py``; one daemon per file: ``lock.py``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -121,6 +122,19 @@ class SqliteBuffer(Buffer):
             await self._reread_stored_bytes()  # another process (a delivery process) may have freed some
             if self.stored_bytes + size > self.max_bytes:
                 raise BufferFull(f"the sqlite buffer holds its limit of {self.max_bytes} bytes")
+        error = await asyncio.shield(self._join(records, size, checkpoint))
+        if error is not None:
+            raise BufferUnavailable("the sqlite buffer could not store the records") from error
+
+    def append_soon(self, records: Sequence[NewRecord]) -> asyncio.Future[BaseException | None] | None:
+        size = sum(len(r.body) for r in records)
+        if self.stored_bytes + size > self.max_bytes:  # ``append`` looks again, and says so
+            return None
+        return self._join(records, size, None)
+
+    def _join(self, records: Sequence[NewRecord], size: int,
+              checkpoint: tuple[str, bytes] | None) -> asyncio.Future[BaseException | None]:
+        """Add the records to the open batch (the writer commits it after the jobs before it)."""
         if self._writer_thread is None:
             raise BufferUnavailable("the sqlite buffer is closed")
         with self._batch_lock:
@@ -129,12 +143,12 @@ class SqliteBuffer(Buffer):
             batch.size += size
             if checkpoint is not None:
                 batch.checkpoints[checkpoint[0]] = checkpoint[1]
-            first, batch.queued = not batch.queued, True
-        if first:  # the writer commits the batch after the jobs before it; it is open until then
+            outcome, first = batch.outcome, batch.outcome is None
+            if outcome is None:
+                outcome = batch.outcome = self._writer_thread.loop.create_future()
+        if first:
             self._writer_thread.submit(self._commit, batch)
-        await batch.done.wait()
-        if batch.error is not None:
-            raise BufferUnavailable("the sqlite buffer could not store the records") from batch.error
+        return outcome
 
     async def maintain(self) -> None:
         """Keep ``stored_bytes`` true while other processes append and delete."""
@@ -175,8 +189,7 @@ class SqliteBuffer(Buffer):
             self.healthy = True
         else:
             self.healthy = False
-        batch.error = error
-        batch.done.set()
+        batch.outcome.set_result(error)  # type: ignore[union-attr]
         if error is None:
             self.notify()
 

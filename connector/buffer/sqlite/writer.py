@@ -28,17 +28,16 @@ LOCK_RETRY_SECONDS = 0.0002
 
 
 class Batch:
-    """Records that will share one transaction; every appender in it waits on ``done``."""
+    """Records that will share one transaction; every appender in it waits on ``outcome``."""
 
-    __slots__ = ("records", "size", "checkpoints", "done", "error", "queued")
+    __slots__ = ("records", "size", "checkpoints", "outcome")
 
     def __init__(self) -> None:
         self.records: list[NewRecord] = []
         self.size = 0  # bytes of the records' bodies
         self.checkpoints: dict[str, bytes] = {}
-        self.done = asyncio.Event()  # set on the loop; bound to it by the first appender that waits
-        self.error: BaseException | None = None
-        self.queued = False
+        # made by the first appender, on the loop; its result: None once committed, else the error
+        self.outcome: asyncio.Future[BaseException | None] | None = None
 
 
 class WriterThread:
@@ -52,7 +51,7 @@ class WriterThread:
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._work, name="sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -63,7 +62,7 @@ class WriterThread:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the writer thread and return its result (it completes even if
         the caller is cancelled meanwhile, as ``anyio.to_thread.run_sync`` does)."""
-        future: asyncio.Future[T] = self._loop.create_future()
+        future: asyncio.Future[T] = self.loop.create_future()
         self.submit(self._settle, future, fn, args)
         with anyio.CancelScope(shield=True):
             return await future
@@ -79,7 +78,7 @@ class WriterThread:
     def report(self, callback: Callable[..., Any], *args: Any) -> None:
         """Call ``callback(*args)`` on the event loop."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting anymore
-            self._loop.call_soon_threadsafe(callback, *args)
+            self.loop.call_soon_threadsafe(callback, *args)
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
