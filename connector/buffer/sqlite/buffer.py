@@ -146,8 +146,8 @@ class SqliteBuffer(Buffer):
             outcome, first = batch.outcome, batch.outcome is None
             if outcome is None:
                 outcome = batch.outcome = self._writer_thread.loop.create_future()
-        if first:
-            self._writer_thread.submit(self._commit, batch)
+        if first:  # once the loop has run what is ready: the appends of the requests that arrived together
+            self._writer_thread.loop.call_soon(self._writer_thread.submit, self._commit, batch)
         return outcome
 
     async def maintain(self) -> None:
