@@ -140,12 +140,17 @@ class Connection(asyncio.Protocol):
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        parsed = httptools.parse_url(self.url)
-        path = parsed.path.decode("latin-1")
+        url = self.url
+        if url[:1] == b"/" and b"?" not in url and b"#" not in url:  # a plain path: nothing to split
+            raw_path, query = url, b""
+        else:
+            parsed = httptools.parse_url(url)
+            raw_path, query = parsed.path, parsed.query or b""
+        path = raw_path.decode("latin-1")
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
                  "http_version": self.parser.get_http_version(), "method": self.parser.get_method().decode(),
                  "scheme": "http", "path": urllib.parse.unquote(path) if "%" in path else path,
-                 "raw_path": parsed.path, "query_string": parsed.query or b"", "root_path": "",
+                 "raw_path": raw_path, "query_string": query, "root_path": "",
                  "headers": self.headers, "client": self.client, "server": None}
         cycle = Cycle(self, scope, self.parser.should_keep_alive())
         self.parsing = cycle

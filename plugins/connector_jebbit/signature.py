@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Sequence
 
 HEADER = "x-jebbit-signature"
+_PLAIN = re.compile(r"t=([0-9]+),v1=([^,\s]+)")
 
 
 class SignatureError(Exception):
@@ -51,11 +53,14 @@ class Verifier:
 
 
 def _parse(header: str) -> tuple[int, list[bytes]]:
+    plain = _PLAIN.fullmatch(header)  # "t=<digits>,v1=<signature>", as Jebbit sends it
+    if plain is not None:
+        return int(plain[1]), [plain[2].encode()]
     timestamp: int | None = None
     signatures: list[bytes] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif key == "v1" and value:
             signatures.append(value.strip().encode())

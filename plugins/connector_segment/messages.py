@@ -64,7 +64,9 @@ def check_message(message: dict) -> None:
 
 
 def _present(value: object) -> bool:
-    return value is not None and value != "" and not isinstance(value, (dict, list, bool))
+    if type(value) is str:  # the usual case, first
+        return value != ""
+    return value is not None and not isinstance(value, (dict, list, bool))
 
 
 def batch_body(messages: list[bytes]) -> bytes:

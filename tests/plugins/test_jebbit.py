@@ -139,6 +139,7 @@ def test_bad_signatures_get_401_malformed_json_400_and_nothing_is_stored(daemon,
         "wrong secret": (body, signed(body, "not-the-secret")),
         "no header": (body, {}),
         "malformed header": (body, {"x-jebbit-signature": "v1=abc"}),
+        "a time in digits that are not ASCII": (body, {"x-jebbit-signature": "t=\u00b2,v1=abc".encode("latin-1")}),
         "stale": (body, signed(body, at=now - 400)),
         "future": (body, signed(body, at=now + 400)),
         "tampered body": (body.replace(b"user1", b"user2"), signed(body)),
@@ -153,6 +154,8 @@ def test_bad_signatures_get_401_malformed_json_400_and_nothing_is_stored(daemon,
         assert response.status_code == 400 and response.json()["error"] == "malformed JSON"
     good = json.dumps([experience(9)]).encode()
     assert daemon.post("/webhooks/jebbit", good, signed(good)).status_code == 200
+    spaced = {"x-jebbit-signature": signed(good)["x-jebbit-signature"].replace(",", " , ")}
+    assert daemon.post("/webhooks/jebbit", good, spaced).status_code == 200
     wait_until(lambda: len(fake_segment.messages) >= 2)
     assert daemon.stop() == 0
     assert {m["traits"]["email"] for m in fake_segment.messages if m["type"] == "identify"} == {"user9@example.com"}

@@ -1,7 +1,7 @@
 """The ``sqlite`` buffer: the embedded default, a WAL-mode SQLite file on local disk.
 
 An append returns once its transaction is committed with ``synchronous=FULL`` (group commit:
-``writer.py``); reads run in worker threads. The most recent records are also kept in memory
+``writer.py``); reads run in worker threads (a delivery process reads its records on its loop). The most recent records are also kept in memory
 (``tail.py``), so sinks that keep up read them without a query. Cursors are saved, and what every
 sink has passed deleted, at most every ``CURSOR_FLUSH_SECONDS``. Dead letters: ``dead_letters.py``;
 the tables and their migrations: ``schema.py``; one daemon per file: ``lock.py``.
@@ -223,7 +223,10 @@ class SqliteBuffer(Buffer):
         if records is None:
             self._queried_at[sink] = time.monotonic()
             async with self._read_lock:
-                rows = await self._in_thread(self._select, cursor.read_position, limit)
+                if self.appended_elsewhere:  # a delivery process: no webhook waits on its loop, and a
+                    rows = self._select(cursor.read_position, limit)  # query is cheaper than a thread hop
+                else:
+                    rows = await self._in_thread(self._select, cursor.read_position, limit)
             records = [Record(*row) for row in rows]
             if records:
                 self._last_seq = max(self._last_seq, records[-1].seq)
