@@ -32,6 +32,10 @@ INBOX_CAPACITY = 2000
 IDLE_POLL_SECONDS = 1.0
 
 
+class _Rejected(Exception):
+    """A mapper refused a record: (mapper, reason, kind)."""
+
+
 @dataclass(frozen=True)
 class Route:
     """How records of one source reach a sink: through ``mapper`` (named ``name``) or raw."""
@@ -179,7 +183,11 @@ class SinkPipeline:
                 skipped: list[int] = []
                 mapped = 0
                 for record in records:
-                    envelopes = await self._map(record)
+                    try:
+                        envelopes = self._map(record)
+                    except _Rejected as rejected:
+                        await self._reject(record, *rejected.args)
+                        envelopes = []
                     if not envelopes:
                         skipped.append(record.seq)
                         continue
@@ -195,8 +203,9 @@ class SinkPipeline:
                     await self.buffer.ack(self.name, skipped)
                 await anyio.lowlevel.checkpoint()  # mapping does not yield: let requests in
 
-    async def _map(self, record: Record) -> list[Envelope]:
-        """The envelopes of ``record`` for this sink; [] when it has none (then it is acked)."""
+    def _map(self, record: Record) -> list[Envelope]:
+        """The envelopes of ``record`` for this sink; [] when it has none (then it is acked);
+        ``_Rejected`` (mapper, reason, kind) when a mapper refuses it."""
         if record.only_sink is not None and record.only_sink != self.name:
             return []
         envelopes: list[Envelope] = []
@@ -208,11 +217,9 @@ class SinkPipeline:
             try:
                 messages = route.mapper.map(record)
             except RecordRejected as exc:
-                await self._reject(record, route.name, exc.reason, "rejected")
-                return []
+                raise _Rejected(route.name, exc.reason, "rejected") from None
             except Exception as exc:  # a mapper bug on one record must not stop the sink
-                await self._reject(record, route.name, f"mapper failed: {exc!r}", "mapper_failed")
-                return []
+                raise _Rejected(route.name, f"mapper failed: {exc!r}", "mapper_failed") from None
             if not messages:  # a filter the user configured (require_opt_in, ignore_events...)
                 metrics.FILTERED.labels(route.name, self.name).inc()
                 continue
