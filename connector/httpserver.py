@@ -26,7 +26,7 @@ import collections
 import http
 import socket
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import httptools
@@ -35,7 +35,7 @@ from .logging import logger
 
 App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
                Awaitable[None]]
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers (with content-length), body
+Answer = tuple[int, Sequence[tuple[bytes, bytes]], bytes]  # status, headers (with content-length), body
 
 
 class WholeBody(Protocol):
@@ -52,6 +52,8 @@ class WholeBody(Protocol):
 
 
 HIGH_WATER = 65_536  # bytes of body held for the app before reading pauses
+_HEADS: dict[tuple[Any, ...], tuple[bytes, bool, bool]] = {}  # Cycle._head's renderings of tuples of headers
+_ASGI = {"version": "3.0", "spec_version": "2.3"}  # the same for every request (apps only read it)
 _REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 _BAD_REQUEST = (b'HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n'
                 b'content-length: 62\r\n\r\n{"error":"bad request","detail":"the request is not HTTP/1.1"}')
@@ -147,7 +149,7 @@ class Connection(asyncio.Protocol):
             parsed = httptools.parse_url(url)
             raw_path, query = parsed.path, parsed.query or b""
         path = raw_path.decode("latin-1")
-        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+        scope = {"type": "http", "asgi": _ASGI,
                  "http_version": self.parser.get_http_version(), "method": self.parser.get_method().decode(),
                  "scheme": "http", "path": urllib.parse.unquote(path) if "%" in path else path,
                  "raw_path": raw_path, "query_string": query, "root_path": "",
@@ -307,8 +309,13 @@ class Cycle:
         if self.more_body and self.expect_continue:
             self.keep_alive = False
 
-    def _head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """The status line and header block; sets ``keep_alive`` and ``chunked`` from them."""
+    def _head(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+        """The status line and header block; sets ``keep_alive`` and ``chunked`` from them. A
+        tuple of headers (the ingress's usual answers) is rendered once and remembered."""
+        key = (status, headers, self.keep_alive, self.scope["method"] == "HEAD") if type(headers) is tuple else None
+        if key is not None and (known := _HEADS.get(key)) is not None:
+            head, self.keep_alive, self.chunked = known
+            return head
         lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
         has_length = False
         for name, value in headers:
@@ -325,7 +332,10 @@ class Cycle:
             self.chunked = True
             lines.append(b"transfer-encoding: chunked\r\n")
         lines.append(b"\r\n")
-        return b"".join(lines)
+        head = b"".join(lines)
+        if key is not None and len(_HEADS) < 1024:
+            _HEADS[key] = (head, self.keep_alive, self.chunked)
+        return head
 
     async def _answer_failure(self) -> None:
         await self.send({"type": "http.response.start", "status": 500,

@@ -191,7 +191,7 @@ class IngressApp:
         if sum(map(len, itertools.chain.from_iterable(raw_headers))) > self.max_header_bytes:
             raise HTTPError(431, "request header fields too large",
                             f"the headers exceed max_header_bytes ({self.max_header_bytes} bytes)", _CLOSE)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}  # ASGI: names in lowercase
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)
@@ -377,16 +377,24 @@ def _error(error: str, detail: str) -> bytes:
     return _json.encode({"error": error, "detail": detail})
 
 
-def _raw_headers(length: int, headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def _raw_headers(length: int, headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
     """``headers`` as ASGI wants them, JSON unless they say otherwise, with the Content-Length
-    (which spares the server a chunked encoding)."""
+    (which spares the server a chunked encoding). A tuple: the server renders it once."""
     if not headers:
-        return [*_JSON_HEADERS, (b"content-length", b"%d" % length)]
+        plain = _PLAIN_HEADERS.get(length)
+        if plain is None:
+            plain = (*_JSON_HEADERS, (b"content-length", b"%d" % length))
+            if len(_PLAIN_HEADERS) < 1024:
+                _PLAIN_HEADERS[length] = plain
+        return plain
     raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     if "content-type" not in headers:
         raw_headers += _JSON_HEADERS
     raw_headers.append((b"content-length", b"%d" % length))
-    return raw_headers
+    return tuple(raw_headers)
+
+
+_PLAIN_HEADERS: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
