@@ -80,7 +80,7 @@ class JebbitToSegment(connector.Mapper):
         if c.require_opt_in and str(data.get(c.opt_in_field)).strip().lower() not in TRUE_VALUES:
             return []
         email = email.strip()
-        hashed = SHA256_HEX.fullmatch(email) is not None  # Jebbit's hash_pii: the email is its hash
+        hashed = len(email) == 64 and SHA256_HEX.fullmatch(email) is not None  # hash_pii: the email is its hash
         user_id = email.lower() if hashed else hashlib.sha256(email.lower().encode()).hexdigest()
         standard = self.standard
         attributes = {k: v for k, v in data.items() if k not in standard}

@@ -43,10 +43,8 @@ def encode_message(envelope: connector.Envelope) -> bytes:
         raise NotAMessage(f"a Segment message must be a JSON object, got {type(payload).__name__}")
     check_message(payload)
     context = payload.get("context")
-    message = dict(payload)
-    message["context"] = {**context, "library": LIBRARY} if isinstance(context, dict) else {"library": LIBRARY}
-    message["messageId"] = envelope.id
-    return _encoder.encode(message)
+    return _encoder.encode({**payload, "context": {**context, "library": LIBRARY} if isinstance(context, dict) else
+                            {"library": LIBRARY}, "messageId": envelope.id})
 
 
 def check_message(message: dict) -> None:
