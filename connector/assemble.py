@@ -22,21 +22,22 @@ from .tap import TapHub
 def main_process(config: Config, signals: bool = True) -> Daemon:
     """The process ``connector run`` starts: sources and the ingress; sinks here or in a child.
 
-    The buffer is claimed, then the port bound, before anything starts: a second daemon on the
-    same buffer, or a port in use, is one clear error. ``signals=False``: only ``Daemon.stop``
-    stops it (it runs inside another program, a test).
+    The components are built first (building opens nothing: a config error is reported before
+    anything else), then the buffer is claimed and the port bound, before anything starts: a
+    second daemon on the same buffer, or a port in use, is one clear error. ``signals=False``:
+    only ``Daemon.stop`` stops it (it runs inside another program, a test).
     """
+    sources = build_sources(config)
+    sinks = build_sinks(config)  # in a delivery process too: refuse what it would refuse, before it starts
     buffer = config.buffer.build(config.directory)
     buffer.claim()
     listener = listen(config.server)
-    sources = build_sources(config)
     taps = TapHub()
     delivery: LocalDelivery | RemoteDelivery
     if config.delivery_process:
-        build_sinks(config)  # refuse a config the delivery process would refuse, before it starts
         delivery = RemoteDelivery(config.path, list(config.sinks), buffer, config.service.shutdown_grace_seconds)
     else:
-        delivery = LocalDelivery(buffer, build_sinks(config), taps)
+        delivery = LocalDelivery(buffer, sinks, taps)
     ingest = Ingest(config, buffer, sources, delivery, taps, listener)
     announce = {"listen": f"http://{config.server.host}:{config.server.port}",
                 "webhooks": {s.name: s.path for s in sources.webhook}, "sinks": list(config.sinks),
