@@ -1,10 +1,14 @@
 """The HTTP ingress: one ASGI app for every webhook source, plus health, readiness and metrics.
 
 Checks run in this order, the first failure answering: path (404), method (405), header size
-(431), declared size
-(413), media type (415), size while reading (413, never reading past the limit; 408 if the body
-does not arrive within ``body_timeout_seconds``), credentials and
+(431), declared size (413), media type (415), size while reading (413, never reading past the
+limit; 408 if the body does not arrive within ``body_timeout_seconds``), credentials and
 decoding (the source's 401/400), then storage (503 when the buffer is full or the daemon stops).
+
+A delivery whose body came with its headers (the usual webhook) is answered without a task of
+its own (``answer``, ``httpserver.WholeBody``): the checks run at once, and the answer is written
+from the callback of the buffer's ``append_soon`` when the records' batch commits. The same
+steps serve the ASGI call, for bodies still on their way.
 
 ``/status`` and ``/tap`` show delivery state and live data: they answer loopback clients only.
 """
@@ -23,9 +27,9 @@ import msgspec
 import structlog
 
 from . import metrics
+from .buffer import NewRecord
 from .components import Accepted, WebhookRequest, WebhookSource
 from .config import ServerConfig
-from .buffer import NewRecord
 from .errors import BufferFull, BufferUnavailable, HTTPError
 from .httpserver import Answer
 from .intake import Intake

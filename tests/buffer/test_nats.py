@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import anyio
 import pytest
@@ -200,13 +201,19 @@ def test_nats_outage_answers_503_reports_not_ready_and_recovers(daemon_factory, 
 
 @pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_the_daemon_waits_for_nats_at_startup(daemon_factory, tmp_path):
-    import threading
-
     server = NatsServer(tmp_path / "late-store")
-    later = threading.Timer(2.0, server.start)
+    daemon = daemon_factory(MEMORY_SINK % server.url)
+
+    def start_nats_once_refused() -> None:  # NATS comes up only after the daemon has tried it
+        deadline = time.monotonic() + 30
+        while "Connection refused" not in daemon.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.start()
+
+    later = threading.Thread(target=start_nats_once_refused)
     later.start()
     try:
-        daemon = daemon_factory(MEMORY_SINK % server.url).start(timeout=30)
+        daemon.start(timeout=40)
         assert daemon.post("/in", '{"late": 1}').status_code == 200
         assert "Connection refused" in daemon.logs()  # it was started before NATS, and waited
         assert daemon.stop() == 0

@@ -86,8 +86,8 @@ class WriterThread:
             fn(*args)
 
     async def stop(self) -> None:
-        """Finish the queued jobs, then end the thread."""
-        self._jobs.put(None)
+        """Finish the queued jobs (and those the loop was about to hand over), then end the thread."""
+        self.loop.call_soon(self._jobs.put, None)  # after submits already scheduled on the loop
         await anyio.to_thread.run_sync(self._thread.join)
 
 
