@@ -4,11 +4,14 @@ whether a delivery's body arrives with its headers (answered whole) or after the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
 
 import pytest
+
+from connector.httpserver import HTTPServer
 
 CONFIG = """
 [server]
@@ -64,6 +67,25 @@ def exchange_in_two(daemon, head: bytes, body: bytes) -> bytes:
         return received
 
 
+def served_alone(app, whole_body, request: bytes) -> bytes:
+    """What ``HTTPServer`` alone (no daemon) answers ``request`` with, read to the close."""
+    async def main() -> bytes:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        server = HTTPServer(app, listener, whole_body=whole_body)
+        serving = asyncio.create_task(server.serve())
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        writer.write(request)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await server.shutdown()
+        await serving
+        return answer
+
+    return asyncio.run(main())
+
+
 def post(body: bytes, extra: bytes = b"") -> bytes:
     return (b"POST /in HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
             % (len(body), extra, body))
@@ -113,29 +135,10 @@ def test_a_client_that_asks_to_close_is_closed_after_its_answer(daemon):
 
 
 def test_an_app_that_fails_before_answering_gets_500_and_the_connection_closes():
-    import asyncio
-
-    from connector.httpserver import HTTPServer
-
     async def failing(scope, receive, send):
         raise RuntimeError("boom")
 
-    async def main() -> bytes:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        server = HTTPServer(failing, listener)
-        serving = asyncio.create_task(server.serve())
-        await asyncio.sleep(0.05)
-        reader, writer = await asyncio.open_connection(*listener.getsockname())
-        writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 5)  # to the close
-        writer.close()
-        await server.shutdown()
-        await serving
-        return answer
-
-    answer = asyncio.run(main())
+    answer = served_alone(failing, None, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 500 Internal Server Error") and b"connection: close" in answer
     assert answer.endswith(b'nothing was stored"}')
 
@@ -173,10 +176,6 @@ def test_head_on_a_delivery_path_answers_405_without_a_body(daemon):
 
 
 def test_a_whole_body_answerer_that_fails_gets_500_and_the_connection_closes():
-    import asyncio
-
-    from connector.httpserver import HTTPServer
-
     class Failing:
         def takes(self, path):
             return True
@@ -187,20 +186,6 @@ def test_a_whole_body_answerer_that_fails_gets_500_and_the_connection_closes():
     async def unused(scope, receive, send):
         raise AssertionError("a whole body goes to the answerer")
 
-    async def main() -> bytes:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        server = HTTPServer(unused, listener, whole_body=Failing())
-        serving = asyncio.create_task(server.serve())
-        reader, writer = await asyncio.open_connection(*listener.getsockname())
-        writer.write(post(b'{"n": 1}'))
-        answer = await asyncio.wait_for(reader.read(), 5)  # to the close
-        writer.close()
-        await server.shutdown()
-        await serving
-        return answer
-
-    answer = asyncio.run(main())
+    answer = served_alone(unused, Failing(), post(b'{"n": 1}'))
     assert answer.startswith(b"HTTP/1.1 500 Internal Server Error") and b"connection: close" in answer
     assert answer.endswith(b'nothing was stored"}')
