@@ -13,9 +13,8 @@ import sys
 import time
 
 import anyio
-import httpx
 
-from common import BENCH, cpu_seconds, family, peak_rss_mib, start_daemon, start_process, table
+from common import BENCH, LOCAL, cpu_seconds, family, peak_rss_mib, start_daemon, start_process, table
 from connector.buffer.base import NewRecord
 from connector.buffer.sqlite import SqliteBuffer
 from connector.ids import canonical, record_id
@@ -61,7 +60,7 @@ async def fill(path: str, experiences: int) -> None:
 
 
 def stats(url: str) -> dict:
-    return httpx.get(url + "/stats").json()
+    return LOCAL.get(url + "/stats").json()
 
 
 def wait_for(url: str, target: int, timeout: float = 600) -> float:

@@ -17,12 +17,13 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from common import BENCH, cpu_seconds, metric, start_daemon, start_process, wrk
 from connector.testing import child_pids, free_port
-from whole_path import CONNECTOR, SECRET, presign, wait_drained
+from whole_path import CONNECTOR, SECRET, delivered, presign, wait_drained
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -37,6 +38,20 @@ def cpu_seconds_of(stat: str) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> list[int]:
+    """/proc/stat's first line: user, nice, system, idle, iowait, irq, softirq, steal (ticks, all cores)."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def sample_lag(base_url: str, fake_url: str, began: float, stop: threading.Event, lines: list[str]) -> None:
+    """Every second: deliveries answered, deliveries arrived at the fake, and the difference."""
+    while not stop.wait(1.0):
+        answered = metric(base_url, "connector_http_requests_total")
+        arrived = delivered(fake_url) / 2
+        lines.append(f"  {time.perf_counter() - began:4.1f} s: answered {answered:9,.0f}, arrived {arrived:9,.0f}, "
+                     f"behind {answered - arrived:7,.0f}")  # wrk's load starts ~1 s in (it reads its requests first)
 
 
 def main() -> None:
@@ -68,16 +83,28 @@ def main() -> None:
                                    "-r", "200", "--gil", "-f", "raw", "-o", args.out], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         began = time.perf_counter()
+        stop_sampling, lag = threading.Event(), []
+        sampler = threading.Thread(target=sample_lag, args=(daemon.base_url, fake_url, began, stop_sampling, lag))
+        sampler.start()
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ticks_before = machine_ticks()
         load = wrk(daemon.base_url + "/webhooks/jebbit", BENCH / "presigned_post.lua", 64, args.seconds, env)
         accepted = load["requests"] - load["non2xx"] - load["errors"]
+        ticks = [after - before for after, before in zip(machine_ticks(), ticks_before)]
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         wrk_cpu = (usage.ru_utime + usage.ru_stime - children_before.ru_utime - children_before.ru_stime)
-        arrived, took = wait_drained(fake_url, 2 * accepted, began)
+        arrived, took = wait_drained(fake_url, 2 * accepted, load["started"])
+        stop_sampling.set()
+        sampler.join()
         if spy is not None:
             spy.wait()
         print(f"accepted {accepted / args.seconds:,.0f}/s, delivered {arrived / 2 / max(took, args.seconds):,.0f}/s, "
               f"lost {max(0, 2 * accepted - arrived)}, p99 {load['p99_ms']:.1f} ms")
+        total = sum(ticks)
+        shares = ", ".join(f"{kind} {100 * tick / total:.0f} %" for kind, tick in
+                           zip(["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"], ticks) if tick)
+        print(f"machine during the load: {shares}")
+        print("deliveries answered and arrived at the fake, every second:", *lag, sep="\n")
         for name, pid in processes.items():
             print(f"{name}: {(cpu_seconds([pid]) - before[name]) * 1e6 / accepted:.1f} µs CPU a delivery")
             for tid, seconds in sorted(thread_cpu(pid).items()):
