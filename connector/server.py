@@ -15,7 +15,6 @@ steps serve the ASGI call, for bodies still on their way.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import time
@@ -147,19 +146,16 @@ class IngressApp:
                 reply(self._answer(source, started, self._test_delivery(source, accepted)))
                 return None
             new = self.intake.prepare(source.name, accepted.records)
-            outcome = self.intake.buffer.append_soon(new)
+            soon = self.intake.buffer.append_soon(new, functools.partial(self._reply_stored, source, new, started,
+                                                                          reply))
         except Exception as exc:
             reply(self._answer(source, started, self._refusal(source, exc)))
             return None
-        if outcome is None:
-            return self._store_and_reply(source, new, started, reply)
-        outcome.add_done_callback(functools.partial(self._reply_stored, source, new, started, reply))
-        return None
+        return None if soon else self._store_and_reply(source, new, started, reply)
 
     def _reply_stored(self, source: WebhookSource, new: list[NewRecord], started: float,
-                      reply: Callable[[Answer], None], outcome: asyncio.Future[BaseException | None]) -> None:
+                      reply: Callable[[Answer], None], error: BaseException | None) -> None:
         try:
-            error = outcome.result()
             if error is not None:
                 raise self._storage_refusal(BufferUnavailable("the records could not be stored")) from error
             answered = self._stored(source, new)

@@ -13,10 +13,9 @@ Every kind (memory, sqlite, nats) implements ``Buffer``. The contract:
 from __future__ import annotations
 
 import abc
-import asyncio
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 import msgspec
@@ -73,12 +72,12 @@ class Buffer(abc.ABC):
         position is saved if and only if the records it fetched are.
         """
 
-    def append_soon(self, records: Sequence[NewRecord]) -> asyncio.Future[BaseException | None] | None:
+    def append_soon(self, records: Sequence[NewRecord], done: Callable[[BaseException | None], None]) -> bool:
         """Start storing ``records`` without waiting, for the ingress's answers without a task a
-        request: a future of the outcome (None once durable, else the error), or None when this
-        kind, or this moment (a buffer that looks full), needs ``append``. Raises
-        ``BufferUnavailable`` at once when the buffer is closed."""
-        return None
+        request: True when ``done`` will be called on the event loop with the outcome (None once
+        durable, else the error); False when this kind, or this moment (a buffer that looks
+        full), needs ``append``. Raises ``BufferUnavailable`` at once when the buffer is closed."""
+        return False
 
     @abc.abstractmethod
     async def checkpoint(self, name: str) -> bytes | None:

@@ -1,7 +1,7 @@
 """The ``sqlite`` buffer: the embedded default, a WAL-mode SQLite file on local disk.
 
 An append returns once its transaction is committed with ``synchronous=FULL`` (group commit:
-``writer.py``; ``append_soon`` gives the commit's future instead of waiting). Reads run in worker
+``writer.py``; ``append_soon`` calls back once the commit is done instead of waiting). Reads run in worker
 threads (a delivery process reads its records on its loop). The most recent records are also
 kept in memory (``tail.py``), so sinks that keep up read them without a query. Cursors are saved, and what every
 sink has passed deleted, at most every ``CURSOR_FLUSH_SECONDS``. Dead letters: ``dead_letters.py``;
@@ -123,18 +123,23 @@ class SqliteBuffer(Buffer):
             await self._reread_stored_bytes()  # another process (a delivery process) may have freed some
             if self.stored_bytes + size > self.max_bytes:
                 raise BufferFull(f"the sqlite buffer holds its limit of {self.max_bytes} bytes")
-        error = await asyncio.shield(self._join(records, size, checkpoint))
+        if self._writer_thread is None:
+            raise BufferUnavailable("the sqlite buffer is closed")
+        outcome: asyncio.Future[BaseException | None] = self._writer_thread.loop.create_future()
+        self._join(records, size, checkpoint, outcome.set_result)
+        error = await asyncio.shield(outcome)
         if error is not None:
             raise BufferUnavailable("the sqlite buffer could not store the records") from error
 
-    def append_soon(self, records: Sequence[NewRecord]) -> asyncio.Future[BaseException | None] | None:
+    def append_soon(self, records: Sequence[NewRecord], done: Callable[[BaseException | None], None]) -> bool:
         size = sum(len(r.body) for r in records)
         if self.stored_bytes + size > self.max_bytes:  # ``append`` looks again, and says so
-            return None
-        return self._join(records, size, None)
+            return False
+        self._join(records, size, None, done)
+        return True
 
-    def _join(self, records: Sequence[NewRecord], size: int,
-              checkpoint: tuple[str, bytes] | None) -> asyncio.Future[BaseException | None]:
+    def _join(self, records: Sequence[NewRecord], size: int, checkpoint: tuple[str, bytes] | None,
+              waiter: Callable[[BaseException | None], None]) -> None:
         """Add the records to the open batch (the writer commits it after the jobs before it)."""
         if self._writer_thread is None:
             raise BufferUnavailable("the sqlite buffer is closed")
@@ -144,12 +149,10 @@ class SqliteBuffer(Buffer):
             batch.size += size
             if checkpoint is not None:
                 batch.checkpoints[checkpoint[0]] = checkpoint[1]
-            outcome, first = batch.outcome, batch.outcome is None
-            if outcome is None:
-                outcome = batch.outcome = self._writer_thread.loop.create_future()
+            first = not batch.waiters
+            batch.waiters.append(waiter)
         if first:  # once the loop has run what is ready: the appends of the requests that arrived together
             self._writer_thread.loop.call_soon(self._writer_thread.submit, self._commit, batch)
-        return outcome
 
     async def maintain(self) -> None:
         """Keep ``stored_bytes`` true while other processes append and delete."""
@@ -190,7 +193,11 @@ class SqliteBuffer(Buffer):
             self.healthy = True
         else:
             self.healthy = False
-        batch.outcome.set_result(error)  # type: ignore[union-attr]
+        for waiter in batch.waiters:  # called here, not scheduled: answers leave in this turn of the loop
+            try:
+                waiter(error)
+            except Exception as exc:  # one appender's failure must not leave the others waiting
+                logger("buffer").error("an appender failed on its outcome", error=repr(exc))
         if error is None:
             self.notify()
 

@@ -28,16 +28,16 @@ LOCK_RETRY_SECONDS = 0.0002
 
 
 class Batch:
-    """Records that will share one transaction; every appender in it waits on ``outcome``."""
+    """Records that will share one transaction; each appender's ``waiter`` is called on the loop
+    with the outcome (None once committed, else the error)."""
 
-    __slots__ = ("records", "size", "checkpoints", "outcome")
+    __slots__ = ("records", "size", "checkpoints", "waiters")
 
     def __init__(self) -> None:
         self.records: list[NewRecord] = []
         self.size = 0  # bytes of the records' bodies
         self.checkpoints: dict[str, bytes] = {}
-        # made by the first appender, on the loop; its result: None once committed, else the error
-        self.outcome: asyncio.Future[BaseException | None] | None = None
+        self.waiters: list[Callable[[BaseException | None], None]] = []
 
 
 class WriterThread:
