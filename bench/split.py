@@ -111,6 +111,9 @@ def main() -> None:
                 spent = (seconds - threads_before[name].get(tid, 0.0)) * 1e6 / accepted
                 if spent >= 0.5:
                     print(f"  thread {tid}{' (main)' if tid == pid else ''}: {spent:.1f} µs")
+        acked = metric(daemon.base_url, "connector_ack_seconds_count")
+        print(f"in the daemon, request in to 2xx out: {metric(daemon.base_url, 'connector_ack_seconds_sum') / max(acked, 1) * 1e3:.2f} ms "
+              f"on average; wrk's round trip: {64 / max(accepted / args.seconds, 1) * 1e3:.2f} ms (64 connections / rate)")
         commits = metric(daemon.base_url, "connector_buffer_commits_total")
         print(f"records a commit: {accepted / max(commits, 1):.1f}")
         print(f"wrk: {wrk_cpu * 1e6 / accepted:.1f} µs CPU a delivery")
