@@ -32,19 +32,26 @@ class NotAMessage(Exception):
 
 
 def encode_message(envelope: connector.Envelope) -> bytes:
-    """The message as JSON, with the envelope's deterministic id as ``messageId``.
+    """The message as JSON, with the envelope's deterministic id as ``messageId`` and
+    ``context.library``.
 
-    ``NotAMessage`` (the reason names the field) for what Segment would accept and discard.
+    The payload is stamped in place (copying both dicts cost more than encoding them): the
+    envelope then holds what was sent. ``NotAMessage`` (the reason names the field) for what
+    Segment would accept and discard.
     """
     payload = envelope.payload
     if isinstance(payload, msgspec.Raw):
-        payload = _decoder.decode(payload)
+        payload = envelope.payload = _decoder.decode(payload)
     if not isinstance(payload, dict):
         raise NotAMessage(f"a Segment message must be a JSON object, got {type(payload).__name__}")
     check_message(payload)
     context = payload.get("context")
-    return _encoder.encode({**payload, "context": {**context, "library": LIBRARY} if isinstance(context, dict) else
-                            {"library": LIBRARY}, "messageId": envelope.id})
+    if isinstance(context, dict):
+        context["library"] = LIBRARY
+    else:
+        payload["context"] = {"library": LIBRARY}
+    payload["messageId"] = envelope.id
+    return _encoder.encode(payload)
 
 
 def check_message(message: dict) -> None:
