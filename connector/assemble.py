@@ -15,6 +15,7 @@ from .delivery_process import STATE_SECONDS, MainProcessWatch, RemoteDelivery
 from .graph import build_sinks, build_sources
 from .ingest import Ingest
 from .listening import listen
+from .pipeline import READ_BATCH_ALONE
 from .runtime import Daemon
 from .tap import TapHub
 
@@ -51,7 +52,7 @@ def delivery_process(config: Config, control_socket: str, main_pid: int) -> Daem
 
     buffer = config.buffer.build(config.directory, appended_elsewhere=True)  # type: ignore[call-arg]
     taps = TapHub()
-    delivery = LocalDelivery(buffer, build_sinks(config), taps)
+    delivery = LocalDelivery(buffer, build_sinks(config), taps, READ_BATCH_ALONE)
     control = ControlServer(control_socket, delivery, taps)
     watch = MainProcessWatch(main_pid, lambda: publish_states(buffer, delivery, STATE_SECONDS))
     return Daemon(config, buffer, [delivery, control, watch], delivery, taps, {"sinks": list(config.sinks)},

@@ -19,7 +19,7 @@ import msgspec
 from . import metrics
 from .buffer import Buffer
 from .graph import Sinks
-from .pipeline import SinkPipeline
+from .pipeline import READ_BATCH, SinkPipeline
 from .tap import TapHub
 
 
@@ -74,10 +74,10 @@ class Delivery(Protocol):
 class LocalDelivery:
     """The sink pipelines, run in this process."""
 
-    def __init__(self, buffer: Buffer, sinks: Sinks, taps: TapHub):
+    def __init__(self, buffer: Buffer, sinks: Sinks, taps: TapHub, read_batch: int = READ_BATCH):
         self.buffer = buffer
-        self.pipelines = [SinkPipeline(name, sink, sinks.routes[name], buffer, taps, _tapped_by(name, sinks.routes))
-                          for name, sink in sinks.sinks.items()]
+        self.pipelines = [SinkPipeline(name, sink, sinks.routes[name], buffer, taps, _tapped_by(name, sinks.routes),
+                                       read_batch) for name, sink in sinks.sinks.items()]
         self.reading_sinks = [p.name for p in self.pipelines]
 
     def tasks(self) -> list[Task]:

@@ -27,7 +27,8 @@ from .logging import logger
 from .records import Envelope, Record
 from .tap import TapHub
 
-READ_BATCH = 256
+READ_BATCH = 256  # records a read; a one-process daemon's ingress waits while they are mapped
+READ_BATCH_ALONE = 1000  # in a delivery process nothing waits on its loop: fewer, larger reads
 INBOX_CAPACITY = 2000
 IDLE_POLL_SECONDS = 1.0
 
@@ -143,8 +144,9 @@ class SinkPipeline:
     """Buffer -> mappers -> sink, for one sink, with drain-on-stop."""
 
     def __init__(self, name: str, sink: Sink, routes: dict[str, list[Route]], buffer: Buffer,
-                 taps: TapHub, tapped_mappers: frozenset[str] = frozenset()):
+                 taps: TapHub, tapped_mappers: frozenset[str] = frozenset(), read_batch: int = READ_BATCH):
         self.name = name
+        self.read_batch = read_batch
         self.sink = sink
         self.routes = routes
         self.buffer = buffer
@@ -174,7 +176,7 @@ class SinkPipeline:
     async def _read(self, send: anyio.abc.ObjectSendStream[Envelope]) -> None:
         async with send:
             while True:
-                records = await self.buffer.read(self.name, READ_BATCH)
+                records = await self.buffer.read(self.name, self.read_batch)
                 if not records:
                     if self._draining:
                         return
