@@ -21,7 +21,6 @@ from .schema import STANDARD_FIELDS, experience_decoder
 
 TRUE_VALUES = frozenset({"true", "yes", "1", "y", "on"})
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-JEBBIT_DATE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
 
 class JebbitToSegmentConfig(connector.MapperConfig, tag="jebbit_to_segment"):
@@ -109,6 +108,14 @@ class JebbitToSegment(connector.Mapper):
         if value is None or value == "":
             return None
         c = self.config
+        if (c.experience_date_format is None and type(value) is str and len(value) == 19 and value[10] in " T"
+                and value[4] == value[7] == "-" and value[13] == value[16] == ":"):  # Jebbit's own format (UTC)
+            try:
+                datetime.datetime.fromisoformat(value)  # digits, and a real date and time
+            except ValueError:
+                pass  # the general path says why
+            else:
+                return f"{value[:10]}T{value[11:]}.000Z"
         text = str(value).strip()
         moment = None
         if c.experience_date_format is not None:
@@ -125,8 +132,6 @@ class JebbitToSegment(connector.Mapper):
                            "set experience_date_format (strptime, e.g. \"%m/%d/%Y %H:%M\") to read it")
                 raise RecordRejected(f"{c.experience_date_field} {value!r} is not a date: expected "
                                      f"YYYY-MM-DD HH:MM:SS (UTC) or ISO 8601; {setting}") from None
-            if JEBBIT_DATE.fullmatch(text):  # Jebbit's own "YYYY-MM-DD HH:MM:SS" (UTC): spare a reformat
-                return f"{text[:10]}T{text[11:]}.000Z"
         if moment.tzinfo is not None:
             moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
         return moment.isoformat(timespec="milliseconds") + "Z"

@@ -237,6 +237,10 @@ def test_experience_dates_in_iso_8601_and_in_a_configured_format():
         "2024-01-02T01:04:05.000Z"
     us = mapper(experience_date_format="%m/%d/%Y %H:%M")
     assert us.map(to_record(experience(1, experience_date="01/02/2024 03:04")))[0]["timestamp"] == "2024-01-02T03:04:00.000Z"
+    # a configured format is read first, even for a date shaped like Jebbit's own
+    swapped = mapper(experience_date_format="%Y-%d-%m %H:%M:%S")
+    assert swapped.map(to_record(experience(1, experience_date="2024-02-01 03:04:05")))[0]["timestamp"] == \
+        "2024-01-02T03:04:05.000Z"
 
 
 @given(st.datetimes(min_value=datetime.datetime(1000, 1, 1), timezones=st.none() | st.timezones()),
