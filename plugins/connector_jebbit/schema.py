@@ -17,12 +17,12 @@ STANDARD_FIELDS = frozenset({
 })
 
 
-class Experience(msgspec.Struct, frozen=True):
+class Experience(msgspec.Struct, frozen=True, gc=False):
     """One completed experience: ``data`` holds the standard fields and the mapped attributes
-    (any JSON value); other keys are kept in the stored record and not read here."""
+    (any JSON value); other keys (``event``, ``uids``) are kept in the stored record and skipped
+    here without being built (decoding ``event`` too cost as much as all of ``data``)."""
 
     data: dict[str, Any]
-    event: Any = None
 
 
 body_decoder = msgspec.json.Decoder()
