@@ -9,7 +9,7 @@ Ingest: the HTTP layer (httptools, scope, answer rendering, with a transport tha
 is written), the ingress checks, the signature, the body's decoding, the canonical encoding and
 record id, the answer; the kernel's loopback send and receive of one request and its answer; one
 row's share of a 30-row SQLite commit with ``synchronous=FULL``. Delivery: one record's share of a
-256-row read, the mapping, the message ids and envelopes, the two messages' encoding, one
+read as large as a delivery process makes, the mapping, the message ids and envelopes, the two messages' encoding, one
 delivery's share of a 500-message batch body and its gzip.
 """
 
@@ -29,11 +29,15 @@ from typing import Any
 from isal import igzip
 
 from connector import Envelope, Record
+from connector.buffer import NewRecord
 from connector.buffer.sqlite import SqliteBuffer
+from connector.buffer.sqlite.schema import migrate
+from connector.buffer.sqlite.writer import insert_rows
 from connector.config import ServerConfig
 from connector.httpserver import Connection, HTTPServer
 from connector.ids import canonical, message_id, record_id
 from connector.intake import Intake
+from connector.pipeline import READ_BATCH_ALONE
 from connector.server import IngressApp
 from connector.tap import TapHub
 from connector.testing.kit import _Control, build_context
@@ -132,8 +136,6 @@ def sqlite_row(body: bytes) -> float:
         db = sqlite3.connect(os.path.join(directory, "b.db"), isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        from connector.buffer.sqlite.schema import migrate
-        from connector.buffer.sqlite.writer import insert_rows
         migrate(db)
         commits = 1000
         rows = [[(f"jebbit-{c:08x}{r:024x}", "jebbit", 0.0, body, None) for r in range(30)] for c in range(commits)]
@@ -153,7 +155,7 @@ def delivery_steps() -> list[tuple[str, float]]:
     envelopes = [Envelope(message_id(record.id, "jebbit_segment", i), m, record, i) for i, m in enumerate(messages)]
     encoded = [encode_message(e) for e in envelopes] * 250  # a 500-message batch: 250 deliveries
     return [
-        ("read: one record's share of a 256-row SELECT, as Records", read_share(body)),
+        (f"read: one record's share of a {READ_BATCH_ALONE:,}-row SELECT, as Records", read_share(body)),
         ("map: identify + track (connector_jebbit.mapper)", best(lambda: mapper.map(record))),
         ("message ids and envelopes", best(lambda: [Envelope(message_id(record.id, "jebbit_segment", i), m, record, i)
                                                     for i, m in enumerate(messages)])),
@@ -169,9 +171,9 @@ def read_share(body: bytes) -> float:
         with tempfile.TemporaryDirectory() as directory:
             buffer = SqliteBuffer(os.path.join(directory, "b.db"))
             await buffer.open(["s"])
-            from connector.buffer import NewRecord
-            await buffer.append([NewRecord(f"jebbit-{i:032x}", "jebbit", 0.0, body) for i in range(256)])
-            spent = best(lambda: [Record(*row) for row in buffer._select(0, 256)], number=200, per=256)
+            await buffer.append([NewRecord(f"jebbit-{i:032x}", "jebbit", 0.0, body) for i in range(READ_BATCH_ALONE)])
+            spent = best(lambda: [Record(*row) for row in buffer._select(0, READ_BATCH_ALONE)], number=50,
+                         per=READ_BATCH_ALONE)
             await buffer.close()
             return spent
     return asyncio.run(measure())
