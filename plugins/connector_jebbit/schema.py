@@ -20,7 +20,7 @@ STANDARD_FIELDS = frozenset({
 class Experience(msgspec.Struct, frozen=True, gc=False):
     """One completed experience: ``data`` holds the standard fields and the mapped attributes
     (any JSON value); other keys (``event``, ``uids``) are kept in the stored record and skipped
-    here without being built (decoding ``event`` too cost as much as all of ``data``)."""
+    here without being built."""
 
     data: dict[str, Any]
 

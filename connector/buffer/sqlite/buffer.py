@@ -1,11 +1,12 @@
 """The ``sqlite`` buffer: the embedded default, a WAL-mode SQLite file on local disk.
 
 An append returns once its transaction is committed with ``synchronous=FULL`` (group commit:
-``writer.py``; ``append_soon`` calls back once the commit is done instead of waiting). Reads run in worker
-threads (a delivery process reads its records on its loop). The most recent records are also
-kept in memory (``tail.py``), so sinks that keep up read them without a query. Cursors are saved, and what every
-sink has passed deleted, at most every ``CURSOR_FLUSH_SECONDS``. Dead letters: ``dead_letters.py``;
-the tables and their migrations: ``schema.py``; one daemon per file: ``lock.py``.
+``writer.py``; ``append_soon`` calls back once the commit is done instead of waiting). Reads run
+in worker threads (a delivery process reads its records on its loop). The most recent records
+are also kept in memory (``tail.py``), so sinks that keep up read them without a query. Cursors
+are saved, and what every sink has passed deleted, at most every ``CURSOR_FLUSH_SECONDS``. Dead
+letters: ``dead_letters.py``; the tables and their migrations: ``schema.py``; one daemon per
+file: ``lock.py``.
 """
 
 from __future__ import annotations
