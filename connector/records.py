@@ -27,7 +27,8 @@ class Envelope(msgspec.Struct, gc=False):
     """One output message on its way to a sink.
 
     ``id`` is deterministic (record id, mapper, index), so a redelivery carries the same id;
-    ``payload`` is what the mapper returned (or the raw record as ``msgspec.Raw``).
+    ``payload`` is what the mapper returned (or the raw record as ``msgspec.Raw``); a sink may
+    stamp it with what it adds on the wire (the Segment sink: ``messageId``, ``context.library``).
     """
 
     id: str
