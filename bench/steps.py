@@ -93,7 +93,8 @@ def ingest_steps(app: IngressApp, source: Any) -> list[tuple[str, float]]:
     items = delivery_items(BODY)
     new = Intake.prepare("jebbit", items)
     return [
-        ("HTTP: parse, scope, answer rendered and written (httpserver.py)", best(lambda: connection.data_received(request))),
+        ("HTTP: parse, scope, answer rendered and written (httpserver.py)",
+         best(lambda: connection.data_received(request))),
         ("ingress checks: method, sizes, media type, headers as a dict", best(lambda: app._head(source, scope))),
         ("signature: HMAC-SHA256, header, base64, compare", best(lambda: source.verifier.verify(headers[
             "x-jebbit-signature"], BODY))),

@@ -7,10 +7,10 @@
 wrk sends pre-signed, all-distinct deliveries over 64 connections for --seconds; Segment is a fast
 local fake. Counted as a user counts: deliveries (one request, one experience, two Segment
 messages). Prints accepted/s, delivered/s (deliveries whose two messages arrived, divided by the
-time from the load's start, after wrk has read its requests, to the last message's arrival), ack latency
-p50/p99, CPU µs per delivery (all of a contender's processes, from /proc: steadier than rates on
-a noisy machine), peak RSS, the ratios to the ceiling and the peer, then connector's p99 at about
-half its peak rate.
+time from the load's start, after wrk has read its requests, to the last message's arrival), ack
+latency p50/p99, CPU µs per delivery (all of a contender's processes, from /proc: steadier than
+rates on a noisy machine), peak RSS, the ratios to the ceiling and the peer, then connector's p99
+at about half its peak rate.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
-
-from common import BENCH, LOCAL, cpu_seconds, family, peak_rss_mib, start_daemon, start_process, start_trivial, table, wrk
+from common import (BENCH, LOCAL, cpu_seconds, family, peak_rss_mib, start_daemon, start_process, start_trivial, table,
+                    wrk)
 from connector.testing import free_port
 from connector_jebbit.signature import sign
 
