@@ -38,6 +38,12 @@ def start_process(args: list[str], port: int, env: dict[str, str] | None = None)
     raise RuntimeError(f"{args} did not start")
 
 
+def start_fake_segment() -> tuple[subprocess.Popen, str]:
+    """``fake_segment_fast.py`` on a free port: the process and its base URL."""
+    port = free_port()
+    return start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port), f"http://127.0.0.1:{port}"
+
+
 def start_trivial(port: int | None = None) -> tuple[subprocess.Popen, int]:
     """The ceiling: a trivial ASGI app answering 202 under the same server as connector."""
     port = port or free_port()

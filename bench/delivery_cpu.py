@@ -19,8 +19,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import BENCH, start_process
-from connector.testing import LocalDaemon, free_port
+from common import BENCH, start_fake_segment
+from connector.testing import LocalDaemon
 from segment_delivery import CONFIG
 
 
@@ -34,12 +34,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deliveries", type=int, default=20_000)
     args = parser.parse_args()
-    port = free_port()
-    fake = start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port)
-    url = f"http://127.0.0.1:{port}"
+    fake, url = start_fake_segment()
     directory = Path(tempfile.mkdtemp(prefix="connector-bench-"))
     try:
-        config = (CONFIG % port) + "\n[service]\ndelivery_process = false\n"
+        config = (CONFIG % url) + "\n[service]\ndelivery_process = false\n"
         subprocess.run([sys.executable, "-c", "import sys, anyio, segment_delivery; "  # not traced by callgrind
                         "anyio.run(segment_delivery.fill, sys.argv[1], int(sys.argv[2]))",
                         str(directory / "data" / "connector.db"), str(args.deliveries)], cwd=BENCH, check=True)

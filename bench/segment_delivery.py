@@ -9,16 +9,15 @@ its CPU a delivery (from /proc, start-up included) is the delivery side of ``who
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import anyio
 
-from common import BENCH, LOCAL, cpu_seconds, family, peak_rss_mib, start_daemon, start_process, table
+from common import LOCAL, cpu_seconds, family, peak_rss_mib, start_daemon, start_fake_segment, table
 from connector.buffer.base import NewRecord
 from connector.buffer.sqlite import SqliteBuffer
 from connector.ids import canonical, record_id
-from connector.testing import DaemonProcess, free_port
+from connector.testing import DaemonProcess
 from connector_jebbit.schema import Experience
 
 CONFIG = """
@@ -37,7 +36,7 @@ inputs = ["jebbit"]
 type = "segment"
 inputs = ["jebbit_segment"]
 write_key = "bench-key"
-endpoint = "http://127.0.0.1:%d"
+endpoint = "%s"
 """
 
 
@@ -93,12 +92,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=200_000)
     args = parser.parse_args()
-    port = free_port()
-    fake = start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port)
-    url = f"http://127.0.0.1:{port}"
+    fake, url = start_fake_segment()
     try:
         peer_rate, peer_dropped = run_peer(url, args.messages)
-        config = CONFIG % port
+        config = CONFIG % url
         seed = start_daemon(config)
         seed.stop()
         anyio.run(fill, str(seed.directory / "data" / "connector.db"), args.messages // 2)

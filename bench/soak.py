@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from common import BENCH, family, start_daemon, start_process, table
-from connector.testing import free_port
+from common import BENCH, family, start_daemon, start_fake_segment, table
 from whole_path import CONNECTOR, SECRET, presign
 
 
@@ -38,10 +36,9 @@ def main() -> None:
     parser.add_argument("--one-process", action="store_true",
                         help="delivery_process = false (the default runs the sinks in a second process)")
     args = parser.parse_args()
-    port = free_port()
-    fake = start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port)
+    fake, fake_url = start_fake_segment()
     buffer = 'type = "sqlite"' + ("\n\n[service]\ndelivery_process = false" if args.one_process else "")
-    daemon = start_daemon(CONNECTOR % (buffer, SECRET, f"http://127.0.0.1:{port}"))
+    daemon = start_daemon(CONNECTOR % (buffer, SECRET, fake_url))
     presigned = Path(tempfile.mkdtemp(prefix="connector-soak-")) / "presigned.tsv"
     samples: list[tuple[float, float, int]] = []
     stop = threading.Event()

@@ -15,14 +15,13 @@ import argparse
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from common import BENCH, cpu_seconds, metric, start_daemon, start_process, wrk
-from connector.testing import child_pids, free_port
+from common import BENCH, cpu_seconds, metric, start_daemon, start_fake_segment, wrk
+from connector.testing import child_pids
 from whole_path import CONNECTOR, SECRET, delivered, presign, wait_drained
 
 
@@ -66,9 +65,7 @@ def main() -> None:
     presigned = Path(tempfile.mkdtemp(prefix="connector-bench-")) / "presigned.tsv"
     presign(presigned, args.requests)
     env = {"PRESIGNED": str(presigned), "WRK_THREADS": "2"}
-    port = free_port()
-    fake = start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port)
-    fake_url = f"http://127.0.0.1:{port}"
+    fake, fake_url = start_fake_segment()
     buffer = 'type = "sqlite"' + ("\n\n[service]\ndelivery_process = false" if args.one_process else "")
     daemon = start_daemon(CONNECTOR % (buffer, SECRET, fake_url))
     try:

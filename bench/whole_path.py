@@ -24,8 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
-from common import (BENCH, LOCAL, cpu_seconds, family, peak_rss_mib, start_daemon, start_process, start_trivial, table,
-                    wrk)
+from common import (BENCH, LOCAL, cpu_seconds, family, peak_rss_mib, start_daemon, start_fake_segment, start_process,
+                    start_trivial, table, wrk)
 from connector.testing import free_port
 from connector_jebbit.signature import sign
 
@@ -114,11 +114,6 @@ def main() -> None:
     presign(presigned, args.requests)
     env = {"PRESIGNED": str(presigned), "WRK_THREADS": "2"}
 
-    def fake() -> tuple[object, str]:
-        port = free_port()
-        process = start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port)
-        return process, f"http://127.0.0.1:{port}"
-
     rows = []
     trivial_process = None
 
@@ -129,7 +124,7 @@ def main() -> None:
 
     rows.append(scenario("1 ceiling (trivial app)", start_ceiling, None, args.seconds, env, False))
 
-    fake_process, fake_url = fake()
+    fake_process, fake_url = start_fake_segment()
     try:
         def start_peer():
             port = free_port()
@@ -147,7 +142,7 @@ def main() -> None:
         buffers.append(("4 connector, nats buffer",
                         f'type = "nats"\nurl = "{args.nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"'))
     for name, buffer in buffers:
-        fake_process, fake_url = fake()
+        fake_process, fake_url = start_fake_segment()
         try:
             def start_connector(buffer=buffer, fake_url=fake_url):
                 daemon = start_daemon(CONNECTOR % (buffer, SECRET, fake_url))
@@ -170,7 +165,7 @@ def main() -> None:
     # p99 at about half of connector's peak rate: pace each of the 64 connections
     half_rate = ours[2] / 2
     delay_ms = max(1, int(64 / half_rate * 1000 - ours[5]))
-    fake_process, fake_url = fake()
+    fake_process, fake_url = start_fake_segment()
     try:
         daemon = start_daemon(CONNECTOR % ('type = "sqlite"', SECRET, fake_url))
         load = wrk(daemon.base_url + "/webhooks/jebbit", BENCH / "presigned_post.lua", 64, args.seconds,
