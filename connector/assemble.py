@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
-from .config import Config
+from .config import Config, ListenerConfig
 from .delivery import LocalDelivery, publish_states
 from .delivery_process import STATE_SECONDS, MainProcessWatch, RemoteDelivery
-from .graph import build_sinks, build_sources
-from .ingest import Ingest
-from .listening import listen
+from .graph import build_sinks, build_sources, config_warnings
+from .ingest import Ingest, Listener
+from .ingress.listening import FILES_BESIDE_CONNECTIONS, Certificates, listen, raise_open_file_limit
+from .logging import logger
 from .pipeline import READ_BATCH_ALONE
 from .runtime import Daemon
 from .tap import TapHub
@@ -23,27 +24,48 @@ from .tap import TapHub
 def main_process(config: Config, signals: bool = True) -> Daemon:
     """The process ``connector run`` starts: sources and the ingress; sinks here or in a child.
 
-    The components are built first (building opens nothing: a config error is reported before
-    anything else), then the buffer is claimed and the port bound, before anything starts: a
-    second daemon on the same buffer, or a port in use, is one clear error. ``signals=False``:
-    only ``Daemon.stop`` stops it (it runs inside another program, a test).
+    The components and the TLS contexts are built first (building opens nothing: a config error
+    is reported before anything else), then the buffer is claimed and the ports bound, before
+    anything starts: a second daemon on the same buffer, or a port in use, is one clear error.
+    ``signals=False``: only ``Daemon.stop`` stops it (it runs inside another program, a test).
     """
+    log = logger("daemon")
     sources = build_sources(config)
     sinks = build_sinks(config)  # in a delivery process too: refuse what it would refuse, before it starts
+    for warning in config_warnings(config):
+        log.warning("config: " + warning)
+    certificates = {section: _certificates(config, section) for section in ("server", "admin")}
     buffer = config.buffer.build(config.directory)
     buffer.claim()
-    listener = listen(config.server)
+    public = Listener.of(listen(config.server, "server"), config.server, certificates["server"])
+    admin = Listener.of(listen(config.admin, "admin"), config.admin, certificates["admin"])
+    too_few_files = raise_open_file_limit(config.server.max_connections + config.admin.max_connections
+                                          + FILES_BESIDE_CONNECTIONS)
+    if too_few_files:
+        log.warning(too_few_files)
     taps = TapHub()
     delivery: LocalDelivery | RemoteDelivery
     if config.delivery_process:
         delivery = RemoteDelivery(config.path, list(config.sinks), buffer, config.service.shutdown_grace_seconds)
     else:
         delivery = LocalDelivery(buffer, sinks, taps)
-    ingest = Ingest(config, buffer, sources, delivery, taps, listener)
-    announce = {"listen": f"http://{config.server.host}:{config.server.port}",
+    ingest = Ingest(config, buffer, sources, delivery, taps, public, admin)
+    announce = {"listen": _url(config.server), "admin": _url(config.admin),
                 "webhooks": {s.name: s.path for s in sources.webhook}, "sinks": list(config.sinks),
                 "buffer": type(buffer).__name__}
-    return Daemon(config, buffer, [ingest, delivery], delivery, taps, announce, signals=signals)
+    return Daemon(config, buffer, [ingest, delivery, ingest.admin], delivery, taps, announce, signals=signals,
+                  on_hangup=[ingest.reload])
+
+
+def _certificates(config: Config, section: str) -> Certificates | None:
+    listener: ListenerConfig = getattr(config, section)
+    if listener.tls_cert is None or listener.tls_key is None:
+        return None
+    return Certificates(config.path_of(listener.tls_cert), config.path_of(listener.tls_key), section)
+
+
+def _url(listener: ListenerConfig) -> str:
+    return f"{'https' if listener.tls_cert else 'http'}://{listener.host}:{listener.port}"
 
 
 def delivery_process(config: Config, control_socket: str, main_pid: int) -> Daemon:

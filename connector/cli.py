@@ -126,7 +126,10 @@ def _check(args: argparse.Namespace, ctx: CommandContext) -> int:
     if getattr(config.buffer, "replicas", None) == 1:
         print("warning: buffer.replicas = 1: a single NATS server acknowledges before it syncs to disk; "
               "run production with replicas = 3")
-    print(f"server: http://{config.server.host}:{config.server.port}")
+    for section in ("server", "admin"):
+        listener = getattr(config, section)
+        print(f"{section}: {'https' if listener.tls_cert else 'http'}://{listener.host}:{listener.port}"
+              + ("  (token required)" if section == "admin" and listener.token else ""))
     print(f"sinks run in: {'a second process (delivery_process)' if config.delivery_process else 'the main process'}")
     for warning in config_warnings(config):
         print(f"warning: {warning}")

@@ -13,7 +13,7 @@ import tomllib
 from .config import Config, load_config
 from .errors import PluginError
 from .registry import Registry
-from .status import admin_url
+from .admin_client import admin_url, client_options
 
 Handler = Callable[[argparse.Namespace, "CommandContext"], int | None]
 
@@ -42,13 +42,14 @@ class CommandContext:
         return document.get(key) if isinstance(document, dict) else None
 
     def daemon_url(self, config: Config, path: str) -> str:
-        """The URL of ``path`` on the daemon that runs ``config`` (loopback for wildcard hosts)."""
+        """The URL of ``path`` on the admin listener of the daemon that runs ``config``."""
         return admin_url(config, path)
 
     def daemon_status(self, config: Config, timeout: float = 5.0) -> dict[str, Any] | None:
-        """The running daemon's ``/status`` document, or None when nothing answers there."""
+        """The running daemon's admin ``/status`` document, or None when nothing answers there
+        (or it refused this config's ``admin.token``)."""
         try:
-            response = httpx.get(admin_url(config, "/status"), timeout=timeout)
+            response = httpx.get(admin_url(config, "/status"), timeout=timeout, **client_options(config))
         except httpx.TransportError:
             return None
         if response.status_code != 200:

@@ -170,8 +170,8 @@ class SourceContext(Protocol):
         """The checkpoint last stored with ``append``, or None on the first run."""
 
     def pause(self, reason: str) -> None:
-        """The source cannot fetch for a reason the user must fix (a refused API key): the daemon
-        is not ready and ``/readyz`` names the source with ``reason`` until ``resume``."""
+        """The source cannot fetch for a reason the user must fix (a refused API key): the admin
+        ``/status`` shows it paused with ``reason`` until ``resume``."""
 
     def resume(self) -> None:
         """The source fetches again."""

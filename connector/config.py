@@ -6,12 +6,13 @@ Every error names the file, the line when it can be found, the component and the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -19,10 +20,11 @@ from .buffer import BUFFER_KINDS, BufferConfig
 from .components import ComponentConfig
 from .errors import ConfigError
 from .registry import Registry
-from .secret import secret_fields, secret_values
+from .secret import Secret, secret_fields, secret_values
 
 SECTIONS = ("sources", "mappers", "sinks")
 KIND_OF_SECTION = {"sources": "source", "mappers": "mapper", "sinks": "sink"}
+ListenerT = TypeVar("ListenerT", bound="ListenerConfig")
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -42,14 +44,37 @@ class ServiceConfig(_Section):
     delivery_process: bool | Literal["auto"] = "auto"
 
 
-class ServerConfig(_Section):
-    """``[server]``: the shared HTTP ingress."""
+class ListenerConfig(_Section):
+    """What both listeners take: where, TLS (``tls_cert`` and ``tls_key``, both or neither, re-read
+    on SIGHUP), and the bounds on connections."""
 
     host: str = "127.0.0.1"
     port: int = 8080
-    max_body_bytes: int = 1_048_576
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    header_timeout_seconds: float = 10.0  # a request head not whole by then: closed (408 if anything came)
+    idle_timeout_seconds: float = 60.0  # an idle keep-alive connection: closed
+    max_connections: int = 4096  # past it, the longest-idle connection is closed to make room
     max_header_bytes: int = 16_384
+
+
+class ServerConfig(ListenerConfig):
+    """``[server]``: the public listener: the webhook sources' paths, ``/healthz`` and ``/readyz``."""
+
+    max_body_bytes: int = 1_048_576
     body_timeout_seconds: float = 10.0
+    trusted_proxies: list[str] = []  # addresses or CIDRs whose X-Forwarded-For names the client
+
+
+class AdminConfig(ListenerConfig):
+    """``[admin]``: the operator's listener: ``/status``, ``/tap``, ``/metrics``, dead letters.
+
+    ``token`` (a secret): every route but ``/healthz`` and ``/metrics`` then needs ``Authorization:
+    Bearer <token>``; required when ``host`` is not loopback.
+    """
+
+    port: int = 8081
+    token: Secret | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,7 @@ class Config:
     path: str
     service: ServiceConfig
     server: ServerConfig
+    admin: AdminConfig
     buffer: BufferConfig
     sources: dict[str, Component] = field(default_factory=dict)
     mappers: dict[str, Component] = field(default_factory=dict)
@@ -89,6 +115,10 @@ class Config:
         if self.service.delivery_process != "auto":
             return self.service.delivery_process
         return self.buffer.__struct_config__.tag == "sqlite" and _usable_cpus() >= 2
+
+    def path_of(self, path: str) -> str:
+        """``path`` as written in the config (``~`` expanded), relative to the config file's directory."""
+        return os.path.join(self.directory, os.path.expanduser(path))
 
     def where(self, table: str, key: str | None = None) -> str:
         """``file:line: table.key``, to start a message about one setting of this config."""
@@ -144,17 +174,25 @@ class _Loader:
     def load(self, document: dict[str, Any]) -> Config:
         secrets: set[str] = set()
         document = self.interpolate(document, ())
-        unknown = sorted(set(document) - {"service", "server", "buffer", *SECTIONS})
+        unknown = sorted(set(document) - {"service", "server", "admin", "buffer", *SECTIONS})
         if unknown:
-            raise self.error(unknown[0], None, "unknown section (expected service, server, buffer, "
+            raise self.error(unknown[0], None, "unknown section (expected service, server, admin, buffer, "
                              "sources, mappers, sinks)")
         service = self.convert(document.get("service", {}), ServiceConfig, "service")
-        server = self.convert(document.get("server", {}), ServerConfig, "server")
+        server = self.load_listener(document.get("server", {}), ServerConfig, "server")
+        admin = self.load_listener(document.get("admin", {}), AdminConfig, "admin")
+        if admin.port == server.port and admin.port != 0:
+            raise self.error("admin", "port", f"{admin.port} is also [server] port: the admin listener needs "
+                             "a port of its own")
+        if not is_loopback(admin.host) and not admin.token and ("admin", "token") not in [w for w, _ in self.unset]:
+            raise self.error("admin", "token" if "token" in document.get("admin", {}) else "host",
+                             f"admin.host {admin.host!r} is not loopback: set admin.token (a Bearer token, "
+                             '"${CONNECTOR_ADMIN_TOKEN}") or bind 127.0.0.1')
         buffer = self.load_buffer(document.get("buffer", {}))
         if service.delivery_process is True and buffer.__struct_config__.tag != "sqlite":
             raise self.error("service", "delivery_process", "needs the sqlite buffer (the delivery process "
                              "reads the same database file)")
-        config = Config(self.path, service, server, buffer)
+        config = Config(self.path, service, server, admin, buffer)
         for section in SECTIONS:
             tables = document.get(section, {})
             if not isinstance(tables, dict):
@@ -164,11 +202,31 @@ class _Loader:
                 getattr(config, section)[name] = component
                 secrets.update(secret_values(component.config))
         secrets.update(secret_values(buffer))
+        secrets.update(secret_values(admin))
         config.secrets = frozenset(secrets)
         for where, name in self.unset:
             if not _is_secret_setting(config, where):
                 raise self.unset_error(name, where)
         return config
+
+    def load_listener(self, table: Any, cls: type[ListenerT], where: str) -> ListenerT:
+        """``[server]`` or ``[admin]``, with what a Struct cannot check: TLS files both or neither,
+        positive bounds, proxies that parse."""
+        listener = self.convert(table, cls, where)
+        if (listener.tls_cert is None) != (listener.tls_key is None):
+            missing = "tls_key" if listener.tls_key is None else "tls_cert"
+            raise self.error(where, missing, f"is missing: set both {where}.tls_cert and {where}.tls_key "
+                             "(HTTPS), or neither")
+        for key in ("header_timeout_seconds", "idle_timeout_seconds", "max_connections", "max_header_bytes"):
+            if getattr(listener, key) <= 0:
+                raise self.error(where, key, "must be greater than 0")
+        for proxy in getattr(listener, "trusted_proxies", ()):
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise self.error(where, "trusted_proxies", f"{proxy!r} is not an address or a CIDR "
+                                 "(e.g. 127.0.0.1/32, 10.0.0.0/8)") from None
+        return listener
 
     def load_buffer(self, table: Any) -> BufferConfig:
         if not isinstance(table, dict):
@@ -237,8 +295,20 @@ class _Loader:
                           f"environment variable {name} is not set (set it, or write ${{{name}:-default}})")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reached from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _is_secret_setting(config: Config, where: tuple[str, ...]) -> bool:
     """Whether the setting at ``where`` (section, [name,] key) is typed ``connector.Secret``."""
+    if where == ("admin", "token"):
+        return True
     if where[:1] == ("buffer",) and len(where) == 2:
         return where[1] in secret_fields(type(config.buffer))
     if len(where) == 3 and where[0] in SECTIONS:

@@ -2,27 +2,26 @@
 
 Only the main process knows the socket (a private temporary folder); it asks here for the
 sinks' live state, merges these metrics into its own and streams these taps to its clients.
+Served by the ingress's own HTTP server.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+import socket
 from typing import Any
 
 import anyio
-import msgspec
-import uvicorn
 
 from . import metrics
 from .delivery import LocalDelivery, Task
-from .listening import QuietServer
+from .ingress.asgi import Receive, Send, error_body, json, respond
+from .ingress.httpserver import HTTPServer, Limits
 from .tap import TapHub, stream_tap, tap_component
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-_json = msgspec.json.Encoder()
+# the main process keeps one connection open for the daemon's life: never idle-closed under it
+CONTROL_LIMITS = Limits(idle_timeout_seconds=24 * 3600.0, max_connections=64)
 
 
 class ControlServer:
@@ -32,7 +31,7 @@ class ControlServer:
         self.socket_path = socket_path
         self.delivery = delivery
         self.taps = taps
-        self._server: QuietServer | None = None
+        self._server: HTTPServer | None = None
         self._done = anyio.Event()
 
     def tasks(self) -> list[Task]:
@@ -41,35 +40,29 @@ class ControlServer:
     async def drain(self) -> None:
         """Stop answering (taps end first: the daemon closed them)."""
         if self._server is not None:
-            self._server.should_exit = True
+            await self._server.shutdown()
             await self._done.wait()
 
     async def _serve(self) -> None:
-        config = uvicorn.Config(self, uds=self.socket_path, http="h11", loop="none", lifespan="off",
-                                access_log=False, log_config=None, server_header=False, date_header=False)
-        self._server = QuietServer(config)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            sock.bind(self.socket_path)
+            sock.listen(64)
+            self._server = HTTPServer(self, sock, limits=CONTROL_LIMITS, name="control")
             await self._server.serve()
         finally:
+            sock.close()
             self._done.set()
             # its private folder, also when the main process is gone (and cannot remove it)
             shutil.rmtree(os.path.dirname(self.socket_path), ignore_errors=True)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
         path = scope["path"]
         if path == "/status":
-            await _respond(send, 200, _json.encode({"sinks": await self.delivery.sink_status()}), b"application/json")
+            await respond(send, 200, json.encode({"sinks": await self.delivery.sink_status()}))
         elif path == "/metrics":
-            await _respond(send, 200, metrics.render(None), b"text/plain; version=0.0.4")
+            await respond(send, 200, metrics.render(None), {"content-type": "text/plain; version=0.0.4"})
         elif path == "/tap":
             await stream_tap(receive, send, self.taps, tap_component(scope), None)
         else:
-            await _respond(send, 404, b'{"error":"not found"}', b"application/json")
-
-
-async def _respond(send: Send, status: int, body: bytes, media: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", media), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+            await respond(send, 404, error_body("not found", f"no control route at {path}"))

@@ -1,7 +1,6 @@
 """The delivery side of a daemon: what it needs of the sinks, wherever they run.
 
-``Delivery`` is what the rest of a process sees: tasks to run, a drain, readiness, each sink's
-state, and (when the sinks run in another process) that process's metrics and taps.
+``Delivery`` is what the rest of a process sees: tasks to run, a drain, each sink's state, and (when the sinks run in another process) that process's metrics and taps.
 ``LocalDelivery`` runs the sink pipelines in this process; ``RemoteDelivery``
 (``delivery_process.py``) runs them in a second one.
 """
@@ -46,7 +45,7 @@ class SinkState(msgspec.Struct):
 
 
 class Delivery(Protocol):
-    """The sinks, as the process that serves ``/status``, ``/readyz`` and ``/metrics`` sees them."""
+    """The sinks, as the process that serves ``/status`` and ``/metrics`` sees them."""
 
     reading_sinks: list[str]  # the sinks whose cursors this process keeps in the buffer
 
@@ -54,9 +53,6 @@ class Delivery(Protocol):
 
     async def drain(self) -> None:
         """Deliver what is stored, then stop (the caller bounds it by the grace period)."""
-
-    async def readiness(self) -> dict[str, str]:
-        """Paused sinks with the reason."""
 
     async def sink_status(self) -> dict[str, Any]:
         """Each sink's ``SinkState`` as a dict."""
@@ -88,9 +84,6 @@ class LocalDelivery:
             pipeline.drain()
         for pipeline in self.pipelines:
             await pipeline.finished.wait()
-
-    async def readiness(self) -> dict[str, str]:
-        return {p.name: p.acks.paused_reason for p in self.pipelines if p.acks.paused_reason}
 
     async def sink_status(self) -> dict[str, Any]:
         return {name: msgspec.structs.asdict(state) for name, state in self.states().items()}

@@ -5,7 +5,7 @@ The main process serves HTTP and polls sources; ``RemoteDelivery`` starts ``conn
 publishes each sink's state (paused, last error, counts, lag) into the database twice a second,
 for the main process's lag gauges and for when it cannot ask; it also answers ``/status``,
 ``/metrics`` and ``/tap`` on a unix socket only the main process knows (``control.py``): the
-main process's ``/readyz`` and ``/status`` show its sinks live, its metrics are merged into the
+main process's admin ``/status`` shows its sinks live, its metrics are merged into the
 main process's, and its taps (of mappers and sinks) are streamed to the main process's clients.
 The delivery process stops, draining as on SIGTERM, when the main process is gone.
 """
@@ -50,7 +50,7 @@ class RemoteDelivery:
         self._socket_dir = tempfile.mkdtemp(prefix="connector-")
         self.control_socket = os.path.join(self._socket_dir, "delivery.sock")
         # one client for the daemon's life: a new one a request cost ~45 ms of the ingest loop (its
-        # TLS context, never used over a unix socket), every /metrics, /status and /readyz
+        # TLS context, never used over a unix socket), every /metrics and /status
         self._control = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=self.control_socket, verify=False),
                                           base_url="http://delivery", timeout=CONTROL_TIMEOUT_SECONDS)
         self.log = logger("delivery")
@@ -121,9 +121,6 @@ class RemoteDelivery:
             return {sink: msgspec.structs.asdict(state) for sink, state in self.states.items()}
         sinks: dict[str, Any] = response.json()["sinks"]
         return sinks
-
-    async def readiness(self) -> dict[str, str]:
-        return {sink: state["paused"] for sink, state in (await self.sink_status()).items() if state["paused"]}
 
     def tap(self, component: str | None) -> AsyncIterator[bytes] | None:
         return self._tap(component)

@@ -1,31 +1,88 @@
-"""``connector dlq``: list, show, replay and purge dead letters, daemon running or not."""
+"""``connector dlq``: list, show, replay and purge dead letters, daemon running or not.
+
+While the daemon runs, through its admin listener (``/dead-letters``); when it is stopped, on
+the buffer itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import httpx
+import msgspec
+
+from .admin_client import admin_url, client_options, refused
 from .config import Config
 from .errors import CommandError, ConfigError
 from .records import DeadLetter
 from .status import when
 
 
+class _Shown(msgspec.Struct):
+    """A dead letter as the admin listener shows it (its body as JSON)."""
+
+    id: int
+    sink: str
+    record_id: str
+    source: str
+    received_at: float
+    failed_at: float
+    attempts: int
+    reason: str
+    body: msgspec.Raw
+
+    def letter(self) -> DeadLetter:
+        return DeadLetter(self.id, self.sink, self.record_id, self.source, self.received_at, bytes(self.body),
+                          self.reason, self.attempts, self.failed_at)
+
+
 async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: bool) -> int:
-    """Carry out one ``connector dlq`` action against the configured buffer."""
-    buffer = config.buffer.build(config.directory)
-    if not buffer.durable:
-        raise ConfigError(f"{config.path}: buffer.type: a {type(config.buffer).__struct_config__.tag} "
-                          "buffer keeps no dead letters between runs")
+    """Carry out one ``connector dlq`` action, through the running daemon or on the buffer."""
     if action in ("replay", "purge") and not ids and not everything:
         raise ConfigError(f"dlq {action}: name dead-letter ids, or pass --all")
+    try:
+        async with httpx.AsyncClient(timeout=30, **client_options(config)) as client:
+            letters = await _through_daemon(client, config, action, ids)
+    except httpx.TransportError:
+        letters = await _on_the_buffer(config, action, ids)
+    missing = sorted(set(ids) - {letter.id for letter in letters})
+    if missing:
+        raise CommandError(f"no dead letter with id {', '.join(map(str, missing))} "
+                           f"(`connector dlq list -c {config.path}` shows them)")
+    return 0
+
+
+async def _through_daemon(client: httpx.AsyncClient, config: Config, action: str,
+                          ids: Sequence[int]) -> list[DeadLetter]:
+    response = await client.get(admin_url(config, "/dead-letters"), params={"id": list(ids)})
+    if error := refused(config, response):
+        raise error
+    letters = [shown.letter() for shown in msgspec.json.decode(response.content, type=dict[str, list[_Shown]])
+               ["dead_letters"]]
+    if action in ("list", "show"):
+        _print(letters, action)
+    elif not set(ids) - {letter.id for letter in letters}:
+        answer = await client.post(admin_url(config, f"/dead-letters/{action}"),
+                                   json={"ids": list(ids)} if ids else {"all": True})
+        if error := refused(config, answer):
+            raise error
+        counted: dict[str, Any] = answer.json()
+        print(f"{action}ed {counted[f'{action}ed']} dead letter(s)")
+    return letters
+
+
+async def _on_the_buffer(config: Config, action: str, ids: Sequence[int]) -> list[DeadLetter]:
+    buffer = config.buffer.build(config.directory)
+    if not buffer.durable:
+        raise ConfigError(f"{config.path}: buffer.type: the daemon does not answer at {admin_url(config, '')}, and "
+                          f"a {type(config.buffer).__struct_config__.tag} buffer keeps no dead letters between runs")
     await buffer.open(sinks=[])
     try:
         letters = await buffer.dead_letters(ids)
-        missing = sorted(set(ids) - {letter.id for letter in letters})
         if action in ("list", "show"):
-            for letter in letters:
-                print(line(letter) if action == "list" else _full(letter))
-        elif missing:
+            _print(letters, action)
+        elif set(ids) - {letter.id for letter in letters}:
             pass  # replay or purge nothing when an id is wrong: the user meant other letters
         elif action == "replay":
             print(f"replayed {await buffer.replay(ids)} dead letter(s)")
@@ -33,10 +90,12 @@ async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: b
             print(f"purged {await buffer.purge(ids)} dead letter(s)")
     finally:
         await buffer.close()
-    if missing:
-        raise CommandError(f"no dead letter with id {', '.join(map(str, missing))} "
-                           f"(`connector dlq list -c {config.path}` shows them)")
-    return 0
+    return letters
+
+
+def _print(letters: list[DeadLetter], action: str) -> None:
+    for letter in letters:
+        print(line(letter) if action == "list" else _full(letter))
 
 
 def line(letter: DeadLetter) -> str:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .components import BuildContext, Mapper, PollingSource, Sink, Source, WebhookSource
-from .config import Config
+from .config import Config, is_loopback
 from .errors import ConfigError
 from .logging import logger
 from .metrics import ComponentMetrics
 from .pipeline import Route
 from .secret import secret_fields
-from .server import BUILTIN_ROUTES
-
-RESERVED_PATHS = tuple(BUILTIN_ROUTES)
+from .ingress.webhooks import RESERVED_PATHS
 MIN_SECRET_LENGTH = 16
+EXAMPLE_SECRET = "dev-secret-change-me"  # config.example.toml's and the README's: known to everyone
 
 
 def check_graph(config: Config) -> None:
@@ -39,14 +38,24 @@ def config_warnings(config: Config) -> list[str]:
                 warnings.append(f"sinks.{sink.name} reads source {item!r} directly: a {sink.config.type_name()} "
                                 "sink needs mapped messages, so every raw record would be dead-lettered; "
                                 "put a mapper between them")
-    for component in config.components():
-        for name in secret_fields(type(component.config)):
-            value = getattr(component.config, name)
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(item, str) and item and len(item) < MIN_SECRET_LENGTH:
-                    warnings.append(f"{component.kind}s.{component.name}.{name} is shorter than "
-                                    f"{MIN_SECRET_LENGTH} characters: easy to guess, and logs only "
-                                    "redact it where it stands alone")
+    secrets = [(f"{c.kind}s.{c.name}.{name}", getattr(c.config, name))
+               for c in config.components() for name in secret_fields(type(c.config))]
+    secrets.append(("admin.token", config.admin.token))
+    for where, value in secrets:
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item == EXAMPLE_SECRET:
+                warnings.append(f"{where} is the example secret of the README and config.example.toml: anyone "
+                                "can sign deliveries with it; set your own (e.g. `openssl rand -hex 32`)")
+            elif isinstance(item, str) and item and len(item) < MIN_SECRET_LENGTH:
+                warnings.append(f"{where} is shorter than {MIN_SECRET_LENGTH} characters: easy to guess, and logs "
+                                "only redact it where it stands alone")
+    if not is_loopback(config.server.host) and not config.server.tls_cert:
+        warnings.append(f"server.host {config.server.host!r} serves webhooks on a public address over plain HTTP: "
+                        "set server.tls_cert and server.tls_key, or bind 127.0.0.1 behind an HTTPS proxy")
+    if not is_loopback(config.admin.host):
+        warnings.append(f"admin.host {config.admin.host!r} is not loopback: /status, /tap (live records, emails "
+                        "included) and the dead letters are reachable beyond this machine, guarded by admin.token "
+                        "only" + ("" if config.admin.tls_cert else ", sent in clear text (set admin.tls_cert)"))
     return warnings
 
 

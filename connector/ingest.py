@@ -1,41 +1,65 @@
-"""The ingest side of a daemon: the HTTP ingress and the polling sources, storing into the buffer.
+"""The ingest side of a daemon: the two listeners and the polling sources, storing into the buffer.
 
-It also answers for the whole daemon on ``/readyz``, ``/status`` and ``/metrics``, asking the
-delivery side (in this process or the other one) about the sinks.
+The public listener serves the webhook sources (``ingress/webhooks.py``); the admin listener
+answers for the whole daemon on ``/status``, ``/tap``, ``/metrics`` and the dead letters
+(``ingress/admin.py``), asking the delivery side (in this process or the other one) about the sinks.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from .buffer import Buffer
-from .config import Config
+from .config import Config, ListenerConfig
 from .delivery import Delivery, Task
 from .graph import Sources
+from .ingress.admin import AdminApp
+from .ingress.httpserver import HTTPServer, Limits
+from .ingress.listening import Certificates
+from .ingress.webhooks import WebhookApp
 from .intake import Intake, PollingContext
-from .httpserver import HTTPServer
-from .server import IngressApp
 from .tap import TapHub
 
 
+@dataclass
+class Listener:
+    """A bound socket, its TLS certificates (None: plain HTTP) and its connection bounds."""
+
+    sock: socket.socket
+    certificates: Certificates | None
+    limits: Limits
+
+    @classmethod
+    def of(cls, sock: socket.socket, config: ListenerConfig, certificates: Certificates | None) -> Listener:
+        limits = Limits(config.header_timeout_seconds, config.idle_timeout_seconds, config.max_connections,
+                        config.max_header_bytes)
+        return cls(sock, certificates, limits)
+
+    def serve(self, app: Any, name: str, whole_body: Any = None) -> HTTPServer:
+        tls = None if self.certificates is None else self.certificates.context
+        return HTTPServer(app, self.sock, whole_body=whole_body, limits=self.limits, tls=tls, name=name)
+
+
 class Ingest:
-    """Webhook sources on the ingress (served on ``listener``) and polling sources, in one process."""
+    """Webhook sources on the public listener, the admin routes on the admin listener, and the
+    polling sources, in one process."""
 
     def __init__(self, config: Config, buffer: Buffer, sources: Sources, delivery: Delivery, taps: TapHub,
-                 listener: socket.socket):
-        self.config = config
+                 public: Listener, admin: Listener):
         self.buffer = buffer
         self.sources = sources
         self.delivery = delivery
         self.taps = taps
-        self.listener = listener
         self.intake = Intake(buffer, taps)
-        self.app = IngressApp(sources.webhook, self.intake, config.server, self)
-        self._server: HTTPServer | None = None
+        self.webhooks = WebhookApp(sources.webhook, self.intake, config.server)
+        self.server = public.serve(self.webhooks, "server", whole_body=self.webhooks)
+        self.admin = AdminListener(admin.serve(AdminApp(self, config.admin.token), "admin"))
+        self.certificates = [listener.certificates for listener in (public, admin) if listener.certificates]
         self._served = anyio.Event()
         self._polling: list[anyio.CancelScope] = []  # one per running polling source
 
@@ -48,9 +72,13 @@ class Ingest:
         self.intake.stopping = True
         for scope in self._polling:
             scope.cancel()
-        if self._server is not None:
-            await self._server.shutdown()
-            await self._served.wait()
+        await self.server.shutdown()
+        await self._served.wait()
+
+    def reload(self) -> None:
+        """SIGHUP: read the listeners' certificates again."""
+        for certificates in self.certificates:
+            certificates.reload()
 
     async def _poll(self, source: Any) -> None:
         with anyio.CancelScope() as scope:
@@ -58,27 +86,15 @@ class Ingest:
             await source.run(PollingContext(source.name, self.intake))
 
     async def _serve(self) -> None:
-        self._server = HTTPServer(self.app, self.listener, whole_body=self.app)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self.app.watch_body_reads)
-                await self._server.serve()
+                tg.start_soon(self.webhooks.watch_body_reads)
+                await self.server.serve()
                 tg.cancel_scope.cancel()
         finally:
             self._served.set()
 
-    # what the ingress shows of the daemon (server.Control) -----------------------------------
-    async def readiness(self) -> dict[str, str]:
-        """What keeps the daemon from being ready, by component (empty when ready)."""
-        problems: dict[str, str] = {}
-        if not self.buffer.healthy:
-            problems["buffer"] = "the buffer cannot store records"
-        problems.update(await self.delivery.readiness())
-        problems.update(self.intake.paused)
-        if self.intake.stopping:
-            problems["daemon"] = "shutting down"
-        return problems
-
+    # what the admin listener shows of the daemon (admin.Daemon) --------------------------------
     async def other_process_metrics(self) -> str | None:
         return await self.delivery.metrics()
 
@@ -88,6 +104,34 @@ class Ingest:
         return self.delivery.tap(component)
 
     async def status(self) -> dict[str, Any]:
-        """Per sink: lag, delivered, dead letters, paused, last error; and the buffer's state."""
-        return {"running": True, "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy},
-                "sinks": await self.delivery.sink_status()}
+        """Per sink: lag, delivered, dead letters, paused, last error; per source: received,
+        refusals, paused; the buffer's state; whether a delivery can be stored now."""
+        sources: dict[str, Any] = self.webhooks.source_status()
+        for source in self.sources.polling:
+            sources[source.name] = {"received": self.intake.received.get(source.name, 0),
+                                    "paused": self.intake.paused.get(source.name)}
+        return {"running": True, "ready": await self.webhooks.ready(),
+                "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy},
+                "sinks": await self.delivery.sink_status(), "sources": sources}
+
+
+class AdminListener:
+    """The admin listener as a part of the daemon of its own: drained last, so that the drain of
+    the ingress and of the sinks can be watched on it."""
+
+    def __init__(self, server: HTTPServer):
+        self.server = server
+        self._served = anyio.Event()
+
+    def tasks(self) -> list[Task]:
+        return [Task("admin", self._serve)]
+
+    async def drain(self) -> None:
+        await self.server.shutdown()
+        await self._served.wait()
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        finally:
+            self._served.set()

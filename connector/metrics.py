@@ -87,6 +87,13 @@ ERRORS = Counter("connector_component_errors", "Errors by component and reason k
                  ["component", "reason"], registry=REGISTRY)
 HTTP_REQUESTS = LoopCounter("connector_http_requests", "Webhook requests by source and status.",
                             ["source", "status"], registry=REGISTRY)
+REFUSED = Counter("connector_refused_deliveries", "Deliveries a webhook source's path refused, by source and "
+                  "status.", ["source", "status"], registry=REGISTRY)
+CONNECTIONS_CLOSED = Counter("connector_connections_closed", "Connections the server closed on its own, by "
+                             "listener and why (header_timeout, idle_timeout, max_connections).",
+                             ["listener", "reason"], registry=REGISTRY)
+ADMIN_REFUSED = Counter("connector_admin_refused_requests", "Admin requests refused for a missing or wrong token.",
+                        registry=REGISTRY)
 TEST_DELIVERIES = Counter("connector_test_deliveries", "Vendor test deliveries acknowledged, not forwarded.",
                           ["source"], registry=REGISTRY)
 DEAD_LETTERS = Counter("connector_dead_letters", "Records dead-lettered, by sink and reason kind.",

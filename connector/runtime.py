@@ -4,7 +4,8 @@ A part (``Ingest``, ``LocalDelivery``, ``RemoteDelivery``, the delivery process'
 ``ControlServer`` and ``MainProcessWatch``) gives tasks to run and a ``drain``. Which parts a
 process runs is decided once, by ``assemble.py``.
 
-Stopping (SIGTERM or SIGINT): the parts drain in order (the ingress stops taking requests and
+SIGHUP runs the parts' ``on_hangup`` callbacks (certificates read again; the delivery process
+is sent SIGHUP in turn) and the daemon goes on. Stopping (SIGTERM or SIGINT): the parts drain in order (the ingress stops taking requests and
 in-flight ones finish, pollers are cancelled, then every sink delivers what is stored) within
 ``shutdown_grace_seconds``; the process exits 0 and whatever was not delivered stays in the
 buffer. A task that crashes is logged with its name and stops the daemon with exit code 1.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import anyio
@@ -39,7 +40,8 @@ class Daemon:
     """One running process of connector: its buffer, its parts, signals and a graceful stop."""
 
     def __init__(self, config: Config, buffer: Buffer, parts: Sequence[Part], delivery: Delivery, taps: TapHub,
-                 announce: dict[str, Any], ignore_sigint: bool = False, signals: bool = True):
+                 announce: dict[str, Any], ignore_sigint: bool = False, signals: bool = True,
+                 on_hangup: Sequence[Callable[[], None]] = ()):
         self.config = config
         self.buffer = buffer
         self.parts = list(parts)  # drained in this order
@@ -48,6 +50,7 @@ class Daemon:
         self.announce = announce  # what the "starting" log line says
         self.ignore_sigint = ignore_sigint  # the delivery process: a terminal's Ctrl-C reaches it too
         self.signals = signals  # False: stopped by ``stop()`` only (a daemon inside a test's process)
+        self.on_hangup = list(on_hangup)
         self.log = logger("daemon")
         self.exit_code = 0
         self._stop = anyio.Event()
@@ -89,14 +92,22 @@ class Daemon:
             self.log.warning("grace period over; undelivered records stay in the buffer")
 
     async def _watch_signals(self) -> None:
-        watched = [signal.SIGTERM, signal.SIGINT]
+        watched = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
         if self.ignore_sigint:  # the main process's SIGTERM stops it, after the main has stopped taking input
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             watched.remove(signal.SIGINT)
         with anyio.open_signal_receiver(*watched) as signals:
             async for signum in signals:  # later signals are absorbed: the drain goes on
                 self.log.info("signal received", signal=signal.Signals(signum).name)
-                self.stop()
+                if signum == signal.SIGHUP:
+                    self.hang_up()
+                else:
+                    self.stop()
+
+    def hang_up(self) -> None:
+        """As on SIGHUP: read certificates again (and pass it on to the delivery process)."""
+        for callback in self.on_hangup:
+            callback()
 
     async def _supervise(self, task: Task) -> None:
         try:

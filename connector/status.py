@@ -8,28 +8,25 @@ from typing import Any
 
 import httpx
 
+from .admin_client import admin_url, client_options, refused
 from .config import Config
 from .errors import ConnectorError
-
-
-def admin_url(config: Config, path: str) -> str:
-    """The daemon's own URL for ``path`` (wildcard hosts are reached on loopback)."""
-    host = config.server.host
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{config.server.port}{path}"
 
 
 async def show_status(config: Config) -> int:
     """Print one screen of delivery state."""
     try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            status = (await client.get(admin_url(config, "/status"))).json()
+        async with httpx.AsyncClient(timeout=5, **client_options(config)) as client:
+            response = await client.get(admin_url(config, "/status"))
+        if error := refused(config, response):
+            raise error
+        status = response.json()
     except httpx.TransportError:
         status = await _stopped_status(config)
+    ready = {True: "   webhooks: accepted", False: "   webhooks: REFUSED (503)"}.get(status.get("ready"), "")
     print(f"daemon: {'running' if status['running'] else 'not running'}   "
-          f"buffer: {status['buffer']['bytes']:,} bytes{'' if status['buffer']['healthy'] else ' (NOT WRITABLE)'}")
+          f"buffer: {status['buffer']['bytes']:,} bytes{'' if status['buffer']['healthy'] else ' (NOT WRITABLE)'}"
+          f"{ready}")
     rows = [("SINK", "LAG", "DELIVERED", "DEAD LETTERS", "STATE", "LAST ERROR")]
     for name, sink in status["sinks"].items():
         delivered = "-" if sink["delivered"] is None else f"{int(sink['delivered']):,}"
@@ -41,9 +38,14 @@ async def show_status(config: Config) -> int:
     _print_table(rows)
     sources = [("SOURCE", "RECEIVED", "LAST TEST DELIVERY", "LAST REFUSED")]
     for name, source in status.get("sources", {}).items():
-        refused = source["last_refused"]
+        last = source.get("last_refused")
+        if "paused" in source:  # a polling source
+            state = "-" if source["paused"] is None else f"PAUSED {source['paused']}"
+            sources.append((name, f"{source['received']:,}", "-", state))
+            continue
         sources.append((name, f"{source['received']:,}", when(source["last_test_delivery"]),
-                        "-" if refused is None else f"{when(refused['at'])} {refused['status']} {refused['reason']}"))
+                        "-" if last is None else f"{when(last['at'])} {last['status']} from {last['client'] or '?'}: "
+                                                 f"{last['reason']} ({len(source['refusals'])} recent)"))
     if len(sources) > 1:
         print()
         _print_table(sources)
@@ -60,7 +62,7 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 async def _stopped_status(config: Config) -> dict[str, Any]:
     buffer = config.buffer.build(config.directory)
     if not buffer.durable:
-        raise ConnectorError(f"the daemon is not running at {admin_url(config, '')} and a "
+        raise ConnectorError(f"the daemon's admin listener does not answer at {admin_url(config, '')} and a "
                              f"{type(config.buffer).__struct_config__.tag} buffer keeps nothing")
     await buffer.open(list(config.sinks))
     try:
@@ -82,9 +84,11 @@ def stream_tap(config: Config, component: str | None) -> int:
     """Copy the daemon's tap to stdout until interrupted or the daemon stops."""
     params = {"component": component} if component else {}
     try:
-        with httpx.stream("GET", admin_url(config, "/tap"), params=params, timeout=None) as response:
+        with httpx.stream("GET", admin_url(config, "/tap"), params=params, timeout=None,
+                          **client_options(config)) as response:
             if response.status_code != 200:
-                raise ConnectorError(f"tap: the daemon answered {response.status_code}: {response.read().decode()}")
+                response.read()
+                raise refused(config, response) or ConnectorError(f"tap: the daemon answered {response.status_code}")
             for line in response.iter_lines():
                 if line:
                     print(line, flush=True)

@@ -79,6 +79,10 @@ class Buffer(abc.ABC):
         full), needs ``append``. Raises ``BufferUnavailable`` at once when the buffer is closed."""
         return False
 
+    async def has_room(self) -> bool:
+        """Whether the buffer is below its size limit (``/readyz``); kinds without one: True."""
+        return True
+
     @abc.abstractmethod
     async def checkpoint(self, name: str) -> bytes | None:
         """The value last stored for checkpoint ``name``, or None."""

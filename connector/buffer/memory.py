@@ -42,6 +42,9 @@ class MemoryBuffer(Buffer):
     async def close(self) -> None:
         self.notify()
 
+    async def has_room(self) -> bool:
+        return len(self._records) < self.max_records
+
     async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
         if len(self._records) + len(records) > self.max_records:
             raise BufferFull(f"the memory buffer holds its limit of {self.max_records} records")

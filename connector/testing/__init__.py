@@ -8,7 +8,7 @@ For a plugin's unit tests (``kit.py``, ``contracts.py``):
 
 For tests of the running daemon (``daemons.py``):
 - ``DaemonProcess`` and fixture ``daemon_factory``: ``connector run`` in a subprocess on a config
-  you write (``{port}`` becomes a free port); post to it, stop it with a signal, kill it;
+  you write (``{port}`` and ``{admin_port}`` become free ports); post to it, stop it with a signal, kill it;
 - ``LocalDaemon`` and fixture ``local_daemon_factory``: the same daemon (ingress, buffer, sinks in
   one process) inside the test's process, serving real HTTP on a free port: no process start;
 - ``run_command(*args, env=...)``: ``connector ARGS`` in this process, its exit code and output.

@@ -20,14 +20,35 @@ import structlog
 from .waiting import child_pids, free_port, wait_until
 
 
+def with_free_ports(config: str) -> tuple[str, int, int]:
+    """``config`` with ``{port}`` and ``{admin_port}`` made free ports, and an ``[admin]`` table on
+    its free port when the config has none (so daemons under test never meet on 8081)."""
+    port, admin_port = free_port(), free_port()
+    if not any(line.strip().startswith("[admin]") for line in config.splitlines()):
+        config += "\n[admin]\nport = {admin_port}\n"
+    return config.replace("{port}", str(port)).replace("{admin_port}", str(admin_port)), port, admin_port
+
+
 class _Served:
-    """What a test does with a daemon that serves on ``127.0.0.1:port``."""
+    """What a test does with a daemon that serves on ``127.0.0.1:port`` (the webhooks) and
+    ``127.0.0.1:admin_port`` (the admin listener)."""
 
     port: int
+    admin_port: int
+    admin_token: str | None = None  # sent by ``admin_get`` when set
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def admin_get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """GET ``path`` on the admin listener (with ``admin_token`` when set)."""
+        headers = {"authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
+        return httpx.get(self.admin_url + path, headers=headers, **kwargs)
 
     def post(self, path: str, body: bytes | str, headers: dict[str, str] | None = None,
              **kwargs: Any) -> httpx.Response:
@@ -43,17 +64,18 @@ class _Served:
 class DaemonProcess(_Served):
     """``connector run`` in a subprocess, on ``config`` written to ``directory/connector.toml``.
 
-    ``{port}`` in the config text is replaced by a free port (also in ``self.port``); ``args``
-    are added to ``connector run`` (``["--env-file", ".env"]``).
+    ``{port}`` and ``{admin_port}`` in the config text are replaced by free ports (also in
+    ``self.port`` and ``self.admin_port``; see ``with_free_ports``); ``args`` are added to
+    ``connector run`` (``["--env-file", ".env"]``).
     """
 
     def __init__(self, directory: Path, config: str, env: dict[str, str] | None = None,
                  args: list[str] | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        text, self.port, self.admin_port = with_free_ports(config)
         self.config_path = self.directory / "connector.toml"
-        self.config_path.write_text(config.replace("{port}", str(self.port)))
+        self.config_path.write_text(text)
         self.env = {**os.environ, **(env or {})}
         self.args = list(args or [])
         self.process: subprocess.Popen[bytes] | None = None
@@ -122,9 +144,9 @@ class LocalDaemon(_Served):
                  env_file: str | None = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        text, self.port, self.admin_port = with_free_ports(config)
         self.config_path = self.directory / "connector.toml"
-        self.config_path.write_text(config.replace("{port}", str(self.port)))
+        self.config_path.write_text(text)
         self.env = dict(env or {})
         self.env_file = env_file
         self.stderr_path = self.directory / "daemon.stderr"

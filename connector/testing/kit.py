@@ -21,7 +21,7 @@ from ..intake import Intake
 from ..logging import logger
 from ..metrics import ComponentMetrics
 from ..records import Envelope, Record
-from ..server import IngressApp
+from ..ingress.webhooks import WebhookApp
 from ..tap import TapHub
 
 
@@ -108,25 +108,6 @@ async def eventually(condition: Callable[[], Any], timeout: float = 15.0) -> Any
     return value
 
 
-class _Control:
-    """What the ingress asks of a daemon, for a harness that only delivers."""
-
-    def __init__(self) -> None:
-        self.taps = TapHub()
-
-    async def readiness(self) -> dict[str, str]:
-        return {}
-
-    async def other_process_metrics(self) -> str | None:
-        return None
-
-    def other_process_tap(self, component: str | None) -> None:
-        return None
-
-    async def status(self) -> dict[str, Any]:
-        return {"running": True, "sinks": {}}
-
-
 class WebhookHarness:
     """A webhook source behind the real ingress (its checks, statuses and JSON errors), storing in a
     memory buffer, in process: ``post`` answers as the daemon would; ``stored()`` is what it kept.
@@ -153,7 +134,7 @@ class WebhookHarness:
         source.name = self.name
         self.path = source.path
         self.buffer = MemoryBuffer(100_000)
-        self.app = IngressApp([source], Intake(self.buffer, TapHub()), ServerConfig(), _Control())
+        self.app = WebhookApp([source], Intake(self.buffer, TapHub()), ServerConfig())
 
     def __exit__(self, *exc: object) -> None:
         self._portal_cm.__exit__(None, None, None)

@@ -7,7 +7,7 @@ resumes at the next page: no page is skipped or stored twice. The next window st
 last one ended.
 
 Sprig's answers: 404 means the window holds no responses (it is moved past); 401/403 (a refused
-key) and 400 pause the source, so ``/readyz`` names it, and it asks again with backoff until
+key) and 400 pause the source, so the admin ``/status`` names it, and it asks again with backoff until
 the key works; 429, 5xx, timeouts and network errors back off, honouring ``Retry-After``.
 """
 

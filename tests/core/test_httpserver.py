@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from connector.httpserver import HTTPServer
+from connector.ingress.httpserver import HTTPServer
 
 CONFIG = """
 [server]

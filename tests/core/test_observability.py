@@ -119,7 +119,7 @@ def test_status_and_tap_refuse_non_loopback_clients():
 
     from connector.buffer.memory import MemoryBuffer
     from connector.intake import Intake
-    from connector.server import IngressApp
+    from connector.ingress.webhooks import WebhookApp
     from connector.tap import TapHub
 
     class Control:

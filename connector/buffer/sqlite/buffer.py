@@ -132,6 +132,11 @@ class SqliteBuffer(Buffer):
         if error is not None:
             raise BufferUnavailable("the sqlite buffer could not store the records") from error
 
+    async def has_room(self) -> bool:
+        if self.stored_bytes >= self.max_bytes:
+            await self._reread_stored_bytes()  # the delivery process may have freed some
+        return self.stored_bytes < self.max_bytes
+
     def append_soon(self, records: Sequence[NewRecord], done: Callable[[BaseException | None], None]) -> bool:
         size = sum(len(r.body) for r in records)
         if self.stored_bytes + size > self.max_bytes:  # ``append`` looks again, and says so

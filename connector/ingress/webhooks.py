@@ -1,16 +1,20 @@
-"""The HTTP ingress: one ASGI app for every webhook source, plus health, readiness and metrics.
+"""The public listener's app: every webhook source at its path, ``/healthz`` and ``/readyz``.
+
+Nothing else is served here, whatever the client's address: ``/status``, ``/tap``, ``/metrics``
+and the dead letters are on the admin listener (``admin.py``). ``/readyz`` says whether a delivery
+can be stored now (the buffer is open, has room, and the daemon is not stopping); it names no
+component: a paused sink does not make it 503, since the buffer keeps what it cannot deliver.
 
 Checks run in this order, the first failure answering: path (404), method (405), header size
 (431), declared size (413), media type (415), size while reading (413, never reading past the
 limit; 408 if the body does not arrive within ``body_timeout_seconds``), credentials and
 decoding (the source's 401/400), then storage (503 when the buffer is full or the daemon stops).
+Every refusal on a source's path goes to the ``RefusalLog`` with the client's address.
 
 A delivery whose body came with its headers (the usual webhook) is answered without a task of
 its own (``answer``, ``httpserver.WholeBody``): the checks run at once, and the answer is written
 from the callback of the buffer's ``append_soon`` when the records' batch commits. The same
 steps serve the ASGI call, for bodies still on their way.
-
-``/status`` and ``/tap`` show delivery state and live data: they answer loopback clients only.
 """
 
 from __future__ import annotations
@@ -18,35 +22,26 @@ from __future__ import annotations
 import functools
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import msgspec
-import structlog
 
-from . import metrics
-from .buffer import NewRecord
-from .components import Accepted, WebhookRequest, WebhookSource
-from .config import ServerConfig
-from .errors import BufferFull, BufferUnavailable, HTTPError
-from .httpserver import Answer
-from .intake import Intake
-from .tap import TapHub, stream_tap, tap_component
+from .. import metrics
+from ..buffer import NewRecord
+from ..components import Accepted, WebhookRequest, WebhookSource
+from ..config import ServerConfig
+from ..errors import BufferFull, BufferUnavailable, HTTPError
+from ..intake import Intake
+from ..logging import logger
+from .asgi import Answer, Receive, Scope, Send, error_body, json, raw_headers, respond
+from .refusals import ClientAddress, RefusalLog
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Outcome = tuple[int, bytes, dict[str, str]]  # status, body, extra headers
 
 RETRY_AFTER_SECONDS = "5"
-_json = msgspec.json.Encoder()
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-
-
-LOOPBACK = ("127.0.0.1", "::1")
-BUILTIN_ROUTES = {"/healthz": "_healthz", "/readyz": "_readyz", "/metrics": "_metrics", "/status": "_status",
-                  "/tap": "_tap"}  # path -> IngressApp method; no source may take these paths
+RESERVED_PATHS = ("/healthz", "/readyz")  # no source may take these paths
 _CLOSE = {"connection": "close"}  # the rest of the body is unread: the connection cannot be reused
 
 
@@ -67,66 +62,59 @@ class _BodyRead:
         self.answered = False
 
 
-class RefusedDelivery(msgspec.Struct):
-    """A delivery a webhook source's path answered with an error: when, the status, why (never the body)."""
-
-    at: float
-    status: int
-    reason: str
-
-
 class SourceActivity(msgspec.Struct):
     """What ``/status`` shows of a webhook source's deliveries beside the records it stored."""
 
     last_test_delivery: float | None = None  # a vendor test delivery that passed the source's checks
-    last_refused: RefusedDelivery | None = None
 
 
-class Control(Protocol):
-    """What the ingress shows of the daemon."""
-
-    taps: TapHub
-
-    async def readiness(self) -> dict[str, str]: ...
-
-    async def other_process_metrics(self) -> str | None: ...
-
-    def other_process_tap(self, component: str | None) -> AsyncIterator[bytes] | None: ...
-
-    async def status(self) -> dict[str, Any]: ...
-
-
-class IngressApp:
+class WebhookApp:
     """Routes webhook deliveries to sources and stores what they accept."""
 
-    def __init__(self, sources: list[WebhookSource], intake: Intake, config: ServerConfig, control: Control):
+    def __init__(self, sources: list[WebhookSource], intake: Intake, config: ServerConfig):
         self.routes = {source.path: source for source in sources}
         self.activity = {source.name: SourceActivity() for source in sources}
+        self.refusals = RefusalLog(self.activity)
+        self.clients = ClientAddress(config.trusted_proxies)
         self.intake = intake
         self.max_body_bytes = config.max_body_bytes
         self.max_header_bytes = config.max_header_bytes
         self.body_timeout = config.body_timeout_seconds
-        self.control = control
         self._buffer_full = False
         self._reading: set[_BodyRead] = set()
-        self.log = structlog.get_logger("connector").bind(component="server")
+        self.log = logger("server")
         self._status_counters: dict[tuple[str, int], Any] = {}
+
+    async def ready(self) -> bool:
+        """Whether a delivery can be stored now: the buffer is open and has room, the daemon runs."""
+        buffer = self.intake.buffer
+        return not self.intake.stopping and buffer.healthy and await buffer.has_room()
+
+    def source_status(self) -> dict[str, Any]:
+        """Per webhook source, what ``/status`` shows: records stored, the last test delivery, the
+        last refusals (newest last) and the last one alone."""
+        status = {}
+        for name, activity in self.activity.items():
+            refusals = list(self.refusals.recent[name])
+            status[name] = {"received": self.intake.received.get(name, 0), **msgspec.structs.asdict(activity),
+                            "last_refused": refusals[-1] if refusals else None, "refusals": refusals}
+        return status
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # httpserver.py sends http requests only
             return
         source = self.routes.get(scope["path"])
         if source is None:
-            await self._builtin(scope, receive, send)
+            await self._builtin(scope, send)
             return
         started = time.perf_counter()
         try:
             outcome = await self._deliver(source, scope, receive, send)
         except _Answered:
-            self._refused(source.name, 408, "request timeout")
+            self._refused(source.name, 408, "request timeout: the body did not arrive in time", scope)
             return
         except Exception as exc:
-            outcome = self._refusal(source, exc)
+            outcome = self._refusal(source, exc, scope)
         status, headers, body = self._answer(source, started, outcome)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -147,29 +135,30 @@ class IngressApp:
                 return None
             new = self.intake.prepare(source.name, accepted.records)
             soon = self.intake.buffer.append_soon(new, functools.partial(self._reply_stored, source, new, started,
-                                                                          reply))
+                                                                          scope, reply))
         except Exception as exc:
-            reply(self._answer(source, started, self._refusal(source, exc)))
+            reply(self._answer(source, started, self._refusal(source, exc, scope)))
             return None
-        return None if soon else self._store_and_reply(source, new, started, reply)
+        return None if soon else self._store_and_reply(source, new, started, scope, reply)
 
-    def _reply_stored(self, source: WebhookSource, new: list[NewRecord], started: float,
+    def _reply_stored(self, source: WebhookSource, new: list[NewRecord], started: float, scope: Scope,
                       reply: Callable[[Answer], None], error: BaseException | None) -> None:
         try:
             if error is not None:
-                raise self._storage_refusal(BufferUnavailable("the records could not be stored")) from error
+                unavailable = BufferUnavailable(f"the records could not be stored: {error!r}")
+                raise self._storage_refusal(unavailable) from error
             answered = self._stored(source, new)
         except Exception as exc:
-            answered = self._refusal(source, exc)
+            answered = self._refusal(source, exc, scope)
         reply(self._answer(source, started, answered))
 
-    async def _store_and_reply(self, source: WebhookSource, new: list[NewRecord], started: float,
+    async def _store_and_reply(self, source: WebhookSource, new: list[NewRecord], started: float, scope: Scope,
                                reply: Callable[[Answer], None]) -> None:
         try:
             await self._append(new)
             answered = self._stored(source, new)
         except Exception as exc:
-            answered = self._refusal(source, exc)
+            answered = self._refusal(source, exc, scope)
         reply(self._answer(source, started, answered))
 
     # the steps of a delivery ---------------------------------------------------------------------
@@ -187,11 +176,11 @@ class IngressApp:
         """The request's headers, once method, header size, declared size and media type pass."""
         if scope["method"] != "POST":
             raise HTTPError(405, "method not allowed", f"{source.path} accepts POST only", {"allow": "POST"})
-        raw_headers = scope["headers"]
-        if sum(map(len, itertools.chain.from_iterable(raw_headers))) > self.max_header_bytes:
+        given = scope["headers"]
+        if sum(map(len, itertools.chain.from_iterable(given))) > self.max_header_bytes:
             raise HTTPError(431, "request header fields too large",
                             f"the headers exceed max_header_bytes ({self.max_header_bytes} bytes)", _CLOSE)
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}  # ASGI: names in lowercase
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in given}  # ASGI: names in lowercase
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)
@@ -214,7 +203,7 @@ class IngressApp:
         self.activity[source.name].last_test_delivery = time.time()
         metrics.TEST_DELIVERIES.labels(source.name).inc()
         self.log.info("test delivery acknowledged", source=source.name, records=len(accepted.records))
-        return 200, _json.encode({"accepted": 0, "forwarded": False}), {}
+        return 200, json.encode({"accepted": 0, "forwarded": False}), {}
 
     async def _append(self, new: list[NewRecord]) -> None:
         try:
@@ -237,9 +226,9 @@ class IngressApp:
         if self._buffer_full:
             self._buffer_full = False
             self.log.info("buffer accepts records again")
-        return 200, _json.encode({"accepted": len(new)}), {}
+        return 200, json.encode({"accepted": len(new)}), {}
 
-    def _refusal(self, source: WebhookSource, exc: Exception) -> Outcome:
+    def _refusal(self, source: WebhookSource, exc: Exception, scope: Scope) -> Outcome:
         """The answer to a delivery that failed with ``exc`` (recorded for ``/status``)."""
         if isinstance(exc, HTTPError):
             status, error, detail, headers = exc.status, exc.error, exc.detail, exc.headers
@@ -249,16 +238,16 @@ class IngressApp:
         elif isinstance(exc, RecursionError):  # a source's untyped JSON decoder on a body nested thousands deep
             status, error, detail, headers = 400, "malformed JSON", "the body is nested too deeply", {}
         elif isinstance(exc, (BufferFull, BufferUnavailable)):  # from append_soon, at once
-            return self._refusal(source, self._storage_refusal(exc))
+            return self._refusal(source, self._storage_refusal(exc), scope)
         else:  # a source's bug answers 500 and leaves the daemon serving
             self.log.error("source failed", source=source.name, error=repr(exc))
             status, error, detail, headers = (500, "internal error",
                                               "the source failed on this delivery; nothing was stored", {})
-        self._refused(source.name, status, f"{error}: {detail}")
-        return status, _error(error, detail), headers
+        self._refused(source.name, status, f"{error}: {detail}", scope)
+        return status, error_body(error, detail), headers
 
-    def _refused(self, source: str, status: int, reason: str) -> None:
-        self.activity[source].last_refused = RefusedDelivery(time.time(), status, reason)
+    def _refused(self, source: str, status: int, reason: str, scope: Scope) -> None:
+        self.refusals.refused(source, status, reason, self.clients.of(scope))
 
     def _answer(self, source: WebhookSource, started: float, outcome: Outcome) -> Answer:
         """Count the answer (and time a 2xx); status, headers and body as the server sends them."""
@@ -266,7 +255,7 @@ class IngressApp:
         self._count(source.name, status)
         if status < 300:
             metrics.ACK_SECONDS.observe(time.perf_counter() - started)
-        return status, _raw_headers(len(body), headers), body
+        return status, raw_headers(len(body), headers), body
 
     async def _read_in_time(self, receive: Receive, send: Send) -> bytes:
         """The body through ``receive``: 413 past ``max_body_bytes``, 408 (by the watchdog) when late."""
@@ -294,13 +283,14 @@ class IngressApp:
         """
         while True:
             await anyio.sleep(min(1.0, self.body_timeout / 2))
+            self.refusals.flush()
             now = time.monotonic()
             for reading in [r for r in self._reading if r.deadline < now and not r.answered]:
                 reading.answered = True
                 self._count("", 408)
-                body = _error("request timeout", f"the body did not arrive within {self.body_timeout} s")
+                body = error_body("request timeout", f"the body did not arrive within {self.body_timeout} s")
                 try:
-                    await _respond(reading.send, 408, body, _CLOSE)
+                    await respond(reading.send, 408, body, _CLOSE)
                 except OSError:
                     pass
 
@@ -319,44 +309,19 @@ class IngressApp:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _builtin(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _builtin(self, scope: Scope, send: Send) -> None:
         path, method = scope["path"], scope["method"]
-        handler = getattr(self, BUILTIN_ROUTES[path]) if path in BUILTIN_ROUTES else None
-        if handler is None:
+        if path not in RESERVED_PATHS:
             self._count("", 404)
-            await _respond(send, 404, _error("not found", f"no source is mounted at {path}"), {})
+            await respond(send, 404, error_body("not found", f"no source is mounted at {path}"))
         elif method not in ("GET", "HEAD"):
-            await _respond(send, 405, _error("method not allowed", f"{path} accepts GET"), {"allow": "GET"})
-        elif path in ("/status", "/tap") and (scope.get("client") or ("",))[0] not in LOOPBACK:
-            await _respond(send, 403, _error("forbidden", f"{path} answers local clients only"), {})
+            await respond(send, 405, error_body("method not allowed", f"{path} accepts GET"), {"allow": "GET"})
+        elif path == "/healthz":
+            await respond(send, 200, b'{"status":"ok"}')
+        elif await self.ready():
+            await respond(send, 200, b'{"status":"ready"}')
         else:
-            await handler(scope, receive, send)
-
-    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _respond(send, 200, b'{"status":"ok"}', {})
-
-    async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problems = await self.control.readiness()
-        if problems:
-            await _respond(send, 503, _json.encode({"status": "not ready", "problems": problems}), {})
-        else:
-            await _respond(send, 200, b'{"status":"ready"}', {})
-
-    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
-        other = await self.control.other_process_metrics()
-        await _respond(send, 200, metrics.render(other), {"content-type": "text/plain; version=0.0.4"})
-
-    async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status = await self.control.status()
-        status["sources"] = {
-            name: {"received": self.intake.received.get(name, 0), **msgspec.structs.asdict(activity)}
-            for name, activity in self.activity.items()}
-        await _respond(send, 200, _json.encode(status), {})
-
-    async def _tap(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stream NDJSON lines of what a component (``?component=NAME``, or all) emits."""
-        component = tap_component(scope)
-        await stream_tap(receive, send, self.control.taps, component, self.control.other_process_tap(component))
+            await respond(send, 503, b'{"status":"not ready"}', {"retry-after": RETRY_AFTER_SECONDS})
 
     def _count(self, source: str, status: int) -> None:
         counter = self._status_counters.get((source, status))
@@ -371,34 +336,3 @@ def _is_json(media_type: str) -> bool:
 
 def _too_large(limit: int) -> HTTPError:
     return HTTPError(413, "payload too large", f"the body exceeds max_body_bytes ({limit} bytes)", _CLOSE)
-
-
-def _error(error: str, detail: str) -> bytes:
-    return _json.encode({"error": error, "detail": detail})
-
-
-def _raw_headers(length: int, headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
-    """``headers`` as ASGI wants them, JSON unless they say otherwise, with the Content-Length
-    (which spares the server a chunked encoding). A tuple: the server renders it once."""
-    if not headers:
-        plain = _PLAIN_HEADERS.get(length)
-        if plain is None:
-            plain = (*_JSON_HEADERS, (b"content-length", b"%d" % length))
-            if len(_PLAIN_HEADERS) < 1024:
-                _PLAIN_HEADERS[length] = plain
-        return plain
-    raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    if "content-type" not in headers:
-        raw_headers += _JSON_HEADERS
-    raw_headers.append((b"content-length", b"%d" % length))
-    return tuple(raw_headers)
-
-
-_PLAIN_HEADERS: dict[int, tuple[tuple[bytes, bytes], ...]] = {}
-
-
-async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
-    """One complete response."""
-    await send({"type": "http.response.start", "status": status, "headers": _raw_headers(len(body), headers)})
-    await send({"type": "http.response.body", "body": body})
-

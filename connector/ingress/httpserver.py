@@ -12,6 +12,13 @@ before the app runs; httptools on a Protocol, under 7). What it does:
   the body of an answered request is read and dropped;
 - ``http.disconnect`` to ``receive`` once the client is gone;
 - a malformed request: 400 and close; an app that fails before answering: 500;
+- bounded connections (``Limits``): a request head not whole within ``header_timeout`` of the
+  connection or of its first byte is closed (408 when anything of it came; a head over
+  ``max_header_bytes`` is 431 before it is whole), a keep-alive connection idle for
+  ``idle_timeout`` is closed, and past ``max_connections`` the longest-quiet connection is closed
+  to make room for the new one. One watchdog task checks every connection about once a second;
+  what it closed is counted (``connector_connections_closed_total``) and logged once a tick;
+- TLS when given an ``ssl.SSLContext`` (the handshake bounded by ``header_timeout`` too);
 - a request whose whole body has arrived by the time it is served goes, when a ``WholeBody``
   answerer takes its path (the ingress's webhook paths), to ``answer(scope, body, reply)``
   instead of the ASGI call: no task, no ``receive``/``send`` messages, one write of the answer
@@ -25,17 +32,18 @@ import asyncio
 import collections
 import http
 import socket
+import ssl
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httptools
 
-from .logging import logger
-
-App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
-               Awaitable[None]]
-Answer = tuple[int, Sequence[tuple[bytes, bytes]], bytes]  # status, headers (with content-length), body
+from .. import metrics
+from ..logging import logger
+from .asgi import Answer, App
 
 
 class WholeBody(Protocol):
@@ -51,6 +59,16 @@ class WholeBody(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The bounds on a listener's connections (``[server]``/``[admin]`` settings of the same names)."""
+
+    header_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 60.0
+    max_connections: int = 4096
+    max_header_bytes: int = 16_384
+
+
 HIGH_WATER = 65_536  # bytes of body held for the app before reading pauses
 _HEADS: dict[tuple[Any, ...], tuple[bytes, bool, bool]] = {}  # Cycle._head's renderings of tuples of headers
 _ASGI = {"version": "3.0", "spec_version": "2.3"}  # the same for every request (apps only read it)
@@ -58,23 +76,83 @@ _REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 _BAD_REQUEST = (b'HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n'
                 b'content-length: 62\r\n\r\n{"error":"bad request","detail":"the request is not HTTP/1.1"}')
 _FAILED = (b'{"error":"internal error","detail":"the request could not be answered; nothing was stored"}')
+_BUSY = (b'HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n'
+         b'retry-after: 1\r\ncontent-length: 71\r\n\r\n'
+         b'{"error":"unavailable","detail":"max_connections reached; retry later"}')
+_HEADER_TIMEOUT = (b'HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n'
+                   b'content-length: 70\r\n\r\n{"error":"request timeout","detail":"the request head did not arrive"}')
+_HEADERS_TOO_LARGE = (b'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n'
+                      b'connection: close\r\ncontent-length: 76\r\n\r\n'
+                      b'{"error":"request header fields too large","detail":"the head is too large"}')
 
 
 class HTTPServer:
-    """Serves ``app`` (and ``whole_body``'s paths) on a bound, listening socket until ``shutdown``."""
+    """Serves ``app`` (and ``whole_body``'s paths) on a bound, listening socket until ``shutdown``;
+    ``name`` labels its log lines and metrics (``server``, ``admin``)."""
 
-    def __init__(self, app: App, sock: socket.socket, whole_body: WholeBody | None = None):
+    def __init__(self, app: App, sock: socket.socket, whole_body: WholeBody | None = None, limits: Limits = Limits(),
+                 tls: ssl.SSLContext | None = None, name: str = "server"):
         self.app = app
         self.whole_body = whole_body
         self.sock = sock
+        self.limits = limits
+        self.tls = tls
+        self.scheme = "https" if tls is not None else "http"
+        self.name = name
         self.connections: set[Connection] = set()
+        self.closed_by_watch: collections.Counter[str] = collections.Counter()  # since the last tick's log line
         self._server: asyncio.AbstractServer | None = None
         self._stopped = asyncio.Event()
+        self.log = logger(name)
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self), sock=self.sock, backlog=2048)
-        await self._stopped.wait()
+        handshake = self.limits.header_timeout_seconds if self.tls is not None else None
+        self._server = await loop.create_server(lambda: Connection(self), sock=self.sock, backlog=2048, ssl=self.tls,
+                                                ssl_handshake_timeout=handshake)
+        watch = loop.create_task(self._watch())
+        try:
+            await self._stopped.wait()
+        finally:
+            watch.cancel()
+            self._server.close()  # also when cancelled before ``shutdown`` (a grace period ran out)
+
+    async def _watch(self) -> None:
+        """Close connections past their header or idle deadline, about once a second."""
+        every = min(1.0, self.limits.header_timeout_seconds / 4, self.limits.idle_timeout_seconds / 4)
+        while True:
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            for connection in list(self.connections):
+                connection.check_deadlines(now)
+            self._report_closed()
+
+    def closed_one(self, reason: str) -> None:
+        """Count a connection this server closed on its own (``reason``: which bound)."""
+        metrics.CONNECTIONS_CLOSED.labels(self.name, reason).inc()
+        self.closed_by_watch[reason] += 1
+
+    def _report_closed(self) -> None:
+        """One log line a tick for the connections closed by a bound (never one line each)."""
+        closed, self.closed_by_watch = self.closed_by_watch, collections.Counter()
+        if closed["header_timeout"]:
+            self.log.warning("connections closed: no whole request head in time", count=closed["header_timeout"],
+                             header_timeout_seconds=self.limits.header_timeout_seconds)
+        if closed["max_connections"]:
+            self.log.warning("connections closed to make room: max_connections reached",
+                             count=closed["max_connections"], max_connections=self.limits.max_connections)
+        if closed["idle_timeout"]:
+            self.log.debug("idle connections closed", count=closed["idle_timeout"])
+
+    def make_room(self, new: Connection) -> None:
+        """Past ``max_connections``: close the connection quiet for longest (idle, or connected
+        without sending a byte); ``new`` itself when every other one is busy."""
+        quietest = min((c for c in self.connections if c is not new and c.quiet()),
+                       key=lambda c: c.quiet_since, default=new)
+        self.closed_one("max_connections")
+        if quietest is new:
+            new.write(_BUSY)
+        quietest.close()
 
     async def shutdown(self) -> None:
         """Stop accepting; let answers in progress finish; close idle connections."""
@@ -105,6 +183,12 @@ class Connection(asyncio.Protocol):
         self.paused = False
         self.closed = False
         self.beginning = False
+        # the bounds: a head in progress (since when, whether a byte of it came, its size so far),
+        # and since when the connection has been quiet (connected or answered, nothing sent since)
+        self.in_head = True
+        self.head_started = self.quiet_since = time.monotonic()
+        self.head_began = False
+        self.head_bytes = 0
 
     # asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -112,14 +196,22 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
         self.server.connections.add(self)
+        if len(self.server.connections) > self.server.limits.max_connections:
+            self.server.make_room(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.in_head:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse()
         except httptools.HttpParserError:
             self._refuse()
+        if self.in_head and self.head_bytes > self.server.limits.max_header_bytes and not self.closed:
+            self.write(_HEADERS_TOO_LARGE)  # a head still not whole past the limit: never held whole
+            self.close()
+            return
         self._begin_next()  # after the whole chunk: a body that came with its headers is whole
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -134,6 +226,10 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        if not self.in_head:  # a keep-alive connection's next request: its head's deadline starts now
+            self.in_head = True
+            self.head_started = time.monotonic()
+        self.head_began = True
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -142,6 +238,8 @@ class Connection(asyncio.Protocol):
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = self.head_began = False
+        self.head_bytes = 0
         url = self.url
         if url[:1] == b"/" and b"?" not in url and b"#" not in url:  # a plain path: nothing to split
             raw_path, query = url, b""
@@ -151,7 +249,7 @@ class Connection(asyncio.Protocol):
         path = raw_path.decode("latin-1")
         scope = {"type": "http", "asgi": _ASGI,
                  "http_version": self.parser.get_http_version(), "method": self.parser.get_method().decode(),
-                 "scheme": "http", "path": urllib.parse.unquote(path) if "%" in path else path,
+                 "scheme": self.server.scheme, "path": urllib.parse.unquote(path) if "%" in path else path,
                  "raw_path": raw_path, "query_string": query, "root_path": "",
                  "headers": self.headers, "client": self.client, "server": None}
         cycle = Cycle(self, scope, self.parser.should_keep_alive())
@@ -187,6 +285,7 @@ class Connection(asyncio.Protocol):
 
     def answered(self, cycle: Cycle, keep_alive: bool) -> None:
         """``cycle`` sent its whole answer: close, or begin the next parsed request."""
+        self.quiet_since = time.monotonic()
         if self.cycles and self.cycles[0] is cycle:
             self.cycles.popleft()
         if not keep_alive:
@@ -208,6 +307,25 @@ class Connection(asyncio.Protocol):
 
     def idle(self) -> bool:
         return not self.cycles and self.parsing is None
+
+    def quiet(self) -> bool:
+        """Idle between requests, or connected without a byte of a request: closed first for room."""
+        return self.idle() and not self.head_began
+
+    def check_deadlines(self, now: float) -> None:
+        """Close this connection if its request head is late, or it has been idle too long."""
+        if self.closed:
+            return
+        limits = self.server.limits
+        if self.in_head:  # connected and nothing whole yet, or a next request's head under way
+            if now - self.head_started > limits.header_timeout_seconds:
+                self.server.closed_one("header_timeout")
+                if self.head_began and not self.cycles:  # something came: say why it is closed
+                    self.write(_HEADER_TIMEOUT)
+                self.close()
+        elif self.idle() and now - self.quiet_since > limits.idle_timeout_seconds:
+            self.server.closed_one("idle_timeout")
+            self.close()
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:

@@ -1,0 +1,187 @@
+"""The admin listener's app: what an operator reads and does, apart from the public webhooks.
+
+Routes (``connector status | tap | dlq`` use them; the console will too):
+
+- ``GET /healthz`` and ``GET /metrics`` (Prometheus), open to whoever reaches the listener;
+- ``GET /status``: sinks (lag, delivered, dead letters, paused, last error), sources (received,
+  last test delivery, last refusals, paused polling sources), the buffer;
+- ``GET /tap[?component=NAME]``: NDJSON of what components emit, live;
+- ``GET /dead-letters[?id=N...]``; ``POST /dead-letters/replay`` and ``/dead-letters/purge`` with
+  ``{"ids": [...]}`` or ``{"all": true}``.
+
+With ``[admin] token`` set, every route but ``/healthz`` and ``/metrics`` needs ``Authorization:
+Bearer <token>`` (compared in constant time; 401 otherwise, logged without the token).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import msgspec
+
+from .. import metrics
+from ..buffer import Buffer
+from ..logging import logger
+from ..records import DeadLetter
+from ..tap import TapHub, stream_tap, tap_component
+from .asgi import Receive, Scope, Send, error_body, json, respond
+
+OPEN_PATHS = ("/healthz", "/metrics")
+MAX_REQUEST_BYTES = 1_048_576
+_TEXT = {"content-type": "text/plain; version=0.0.4"}
+
+
+class Daemon(Protocol):
+    """What the admin app shows of the daemon."""
+
+    buffer: Buffer
+    taps: TapHub
+
+    async def status(self) -> dict[str, Any]: ...
+
+    async def other_process_metrics(self) -> str | None: ...
+
+    def other_process_tap(self, component: str | None) -> AsyncIterator[bytes] | None: ...
+
+
+class DeadLetterView(msgspec.Struct):
+    """A dead letter as the admin API shows it: the record's body as the JSON it is."""
+
+    id: int
+    sink: str
+    record_id: str
+    source: str
+    received_at: float
+    failed_at: float
+    attempts: int
+    reason: str
+    body: msgspec.Raw
+
+
+class DeadLetterAction(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of a replay or purge: some ids, or all."""
+
+    ids: list[int] = []
+    all: bool = False
+
+
+class AdminApp:
+    """Serves the admin routes for ``daemon``; ``token`` (when set) guards all but the open ones."""
+
+    def __init__(self, daemon: Daemon, token: str | None):
+        self.daemon = daemon
+        self.expected = f"Bearer {token}".encode() if token else None
+        self.log = logger("admin")
+        self._last_refusal_logged = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path not in OPEN_PATHS and not self._authorized(scope):
+            await respond(send, 401, error_body("unauthorized", "send Authorization: Bearer <admin.token>"),
+                          {"www-authenticate": 'Bearer realm="connector admin"'})
+            return
+        if path.startswith("/dead-letters"):
+            await self._dead_letters(scope, receive, send)
+            return
+        handler = {"/healthz": self._healthz, "/metrics": self._metrics, "/status": self._status,
+                   "/tap": self._tap}.get(path)
+        if handler is None:
+            await respond(send, 404, error_body("not found", f"no admin route at {path}"))
+        elif method not in ("GET", "HEAD"):
+            await respond(send, 405, error_body("method not allowed", f"{path} accepts GET"), {"allow": "GET"})
+        else:
+            await handler(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        if self.expected is None:
+            return True
+        given = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+        if hmac.compare_digest(given, self.expected):
+            return True
+        metrics.ADMIN_REFUSED.inc()
+        now = time.monotonic()
+        if now - self._last_refusal_logged >= 1.0:  # at most a line a second: a scan cannot flood the log
+            self._last_refusal_logged = now
+            self.log.warning("admin request refused", path=scope["path"], client=(scope.get("client") or ("",))[0],
+                             reason="missing Authorization header" if not given else "wrong token")
+        return False
+
+    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, b'{"status":"ok"}')
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        other = await self.daemon.other_process_metrics()
+        await respond(send, 200, metrics.render(other), _TEXT)
+
+    async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, json.encode(await self.daemon.status()))
+
+    async def _tap(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream NDJSON lines of what a component (``?component=NAME``, or all) emits."""
+        component = tap_component(scope)
+        await stream_tap(receive, send, self.daemon.taps, component, self.daemon.other_process_tap(component))
+
+    # dead letters ----------------------------------------------------------------------------
+    async def _dead_letters(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method, buffer = scope["path"], scope["method"], self.daemon.buffer
+        if path == "/dead-letters":
+            if method not in ("GET", "HEAD"):
+                await respond(send, 405, error_body("method not allowed", f"{path} accepts GET"), {"allow": "GET"})
+                return
+            query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            try:
+                ids = [int(i) for i in query.get("id", [])]
+            except ValueError:
+                await respond(send, 400, error_body("bad request", "id must be an integer"))
+                return
+            letters = await buffer.dead_letters(ids)
+            await respond(send, 200, json.encode({"dead_letters": [_view(letter) for letter in letters]}))
+            return
+        action = path.removeprefix("/dead-letters/")
+        if action not in ("replay", "purge"):
+            await respond(send, 404, error_body("not found", f"no admin route at {path}"))
+            return
+        if method != "POST":
+            await respond(send, 405, error_body("method not allowed", f"{path} accepts POST"), {"allow": "POST"})
+            return
+        try:
+            asked = msgspec.json.decode(await _read_body(receive), type=DeadLetterAction)
+        except (msgspec.DecodeError, ValueError) as exc:
+            await respond(send, 400, error_body("bad request", f'send {{"ids": [...]}} or {{"all": true}}: {exc}'))
+            return
+        if not asked.ids and not asked.all:
+            await respond(send, 400, error_body("bad request", 'name dead-letter ids, or send {"all": true}'))
+            return
+        missing = sorted(set(asked.ids) - {letter.id for letter in await buffer.dead_letters(asked.ids)})
+        if missing:
+            await respond(send, 404, error_body("not found", f"no dead letter with id {', '.join(map(str, missing))}"))
+            return
+        count = await (buffer.replay(asked.ids) if action == "replay" else buffer.purge(asked.ids))
+        self.log.info(f"dead letters {action}ed", ids=asked.ids or "all", count=count)
+        await respond(send, 200, json.encode({f"{action}ed": count}))
+
+
+def _view(letter: DeadLetter) -> DeadLetterView:
+    return DeadLetterView(letter.id, letter.sink, letter.record_id, letter.source, letter.received_at,
+                          letter.failed_at, letter.attempts, letter.reason, msgspec.Raw(letter.body))
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ValueError("the client disconnected before sending the whole body")
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > MAX_REQUEST_BYTES:
+            raise ValueError("the body is too large")
+        if not message.get("more_body", False):
+            return b"".join(chunks)
