@@ -12,7 +12,7 @@ for its tests):
 - errors: ``HTTPError`` (a source's refusal), ``RecordRejected`` (dead-letter this record),
   ``ConfigError`` (a setting ``build`` cannot accept), ``CommandError``;
 - helpers: ``full_jitter`` and ``retry_after_seconds`` (every retry loop), ``next_batch`` (a
-  sink's inbox in batches), ``read_env_file``;
+  sink's inbox in batches), ``read_env_file``, ``secret_list`` (a secret or a list while rotating);
 - the command line: ``Commands``, ``CommandContext``, ``Config``.
 """
 
@@ -43,12 +43,12 @@ from .errors import CommandError, ConfigError, HTTPError, RecordRejected
 from .hookspecs import hookimpl
 from .records import Envelope, Record
 from .registry import Registry
-from .secret import Secret
+from .secret import Secret, secret_list
 
 __all__ = [
     "Accepted", "Acks", "BuildContext", "CommandContext", "ComponentMetrics", "CommandError", "Commands", "Config", "ConfigError",
     "Envelope", "HTTPError", "Mapper", "MapperConfig",
     "PollingSource", "Record", "RecordRejected", "Registry", "Secret", "Sink", "SinkConfig",
     "Source", "SourceConfig", "SourceContext", "WebhookRequest", "WebhookSource", "full_jitter", "hookimpl", "next_batch",
-    "read_env_file", "retry_after_seconds",
+    "read_env_file", "retry_after_seconds", "secret_list",
 ]

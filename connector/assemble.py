@@ -32,8 +32,6 @@ def main_process(config: Config, signals: bool = True) -> Daemon:
     log = logger("daemon")
     sources = build_sources(config)
     sinks = build_sinks(config)  # in a delivery process too: refuse what it would refuse, before it starts
-    for warning in config_warnings(config):
-        log.warning("config: " + warning)
     certificates = {section: _certificates(config, section) for section in ("server", "admin")}
     buffer = config.buffer.build(config.directory)
     buffer.claim()
@@ -41,8 +39,8 @@ def main_process(config: Config, signals: bool = True) -> Daemon:
     admin = Listener.of(listen(config.admin, "admin"), config.admin, certificates["admin"])
     too_few_files = raise_open_file_limit(config.server.max_connections + config.admin.max_connections
                                           + FILES_BESIDE_CONNECTIONS)
-    if too_few_files:
-        log.warning(too_few_files)
+    for warning in [*config_warnings(config), *([too_few_files] if too_few_files else [])]:
+        log.warning(warning)
     taps = TapHub()
     delivery: LocalDelivery | RemoteDelivery
     if config.delivery_process:

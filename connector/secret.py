@@ -13,6 +13,14 @@ Secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
 """A config string that is a credential: redacted in ``connector check`` and in logs."""
 
 
+def secret_list(value: str | list[str] | None) -> list[str]:
+    """A setting that takes one secret or a list of them (several while one is rotated), as a list
+    of the non-empty ones: what a source verifies against, each in turn."""
+    if value is None:
+        return []
+    return [item for item in ([value] if isinstance(value, str) else value) if item]
+
+
 def secret_values(config: msgspec.Struct) -> set[str]:
     """The values of the fields of ``config`` typed ``connector.Secret`` (strings, or lists)."""
     values: set[str] = set()

@@ -29,8 +29,8 @@ class JebbitSourceConfig(connector.SourceConfig, tag="jebbit"):
     tolerance_seconds: int = 300
 
     def build(self, ctx: connector.BuildContext) -> connector.Source:
-        secrets = [self.shared_secret] if isinstance(self.shared_secret, str) else self.shared_secret
-        if not secrets or not all(secrets):
+        secrets = connector.secret_list(self.shared_secret)
+        if not secrets:
             raise ConfigError(f"sources.{ctx.name}.shared_secret: must not be empty")
         return JebbitSource(self.path, [s.encode() for s in secrets], self.tolerance_seconds)
 

@@ -26,8 +26,7 @@ class SprigWebhookConfig(connector.SourceConfig, tag="sprig"):
     path: str = "/webhooks/sprig"
 
     def build(self, ctx: connector.BuildContext) -> connector.Source:
-        secrets = [self.api_secret] if isinstance(self.api_secret, str) else self.api_secret
-        return SprigWebhook(self.path, [f"Bearer {s}".encode() for s in secrets if s])
+        return SprigWebhook(self.path, [f"Bearer {s}".encode() for s in connector.secret_list(self.api_secret)])
 
 
 class SprigWebhook(connector.WebhookSource):

@@ -1,7 +1,8 @@
 """The generic ``webhook`` source: a JSON body is one record (an array, one record per item).
 
 Authentication, optional: ``bearer_token`` (``Authorization: Bearer <token>``) or ``hmac_secret``
-with ``hmac_header`` (hex or base64 HMAC-SHA256 of the raw body, optionally ``sha256=``-prefixed).
+with ``hmac_header`` (hex or base64 HMAC-SHA256 of the raw body, optionally ``sha256=``-prefixed);
+either one a list while a secret is rotated (any of them is accepted).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ class WebhookSourceConfig(connector.SourceConfig, tag="webhook"):
     """``type = "webhook"``: ``path``; optional ``bearer_token`` or ``hmac_secret``."""
 
     path: str
-    bearer_token: connector.Secret | None = None
-    hmac_secret: connector.Secret | None = None
+    bearer_token: connector.Secret | list[connector.Secret] | None = None
+    hmac_secret: connector.Secret | list[connector.Secret] | None = None
     hmac_header: str = "x-signature"
     split_arrays: bool = True
 
@@ -37,16 +38,16 @@ class GenericWebhook(connector.WebhookSource):
     def __init__(self, config: WebhookSourceConfig):
         self.config = config
         self.path = config.path
-        self._bearer = f"Bearer {config.bearer_token}".encode() if config.bearer_token else None
-        self._hmac_key = config.hmac_secret.encode() if config.hmac_secret else None
+        self._bearers = [f"Bearer {token}".encode() for token in connector.secret_list(config.bearer_token)]
+        self._hmac_keys = [secret.encode() for secret in connector.secret_list(config.hmac_secret)]
         self._hmac_header = config.hmac_header.lower()
 
     def accept(self, request: connector.WebhookRequest) -> connector.Accepted:
-        if self._bearer is not None:
+        if self._bearers:
             given = request.headers.get("authorization", "").encode("latin-1")
-            if not hmac.compare_digest(given, self._bearer):
+            if not any([hmac.compare_digest(given, bearer) for bearer in self._bearers]):  # a list: each compared
                 raise HTTPError(401, "unauthorized", "missing or wrong bearer token")
-        if self._hmac_key is not None:
+        if self._hmac_keys:
             self._verify_hmac(request)
         try:
             value = _decoder.decode(request.body)
@@ -60,7 +61,9 @@ class GenericWebhook(connector.WebhookSource):
         given = request.headers.get(self._hmac_header, "").strip()
         if given.startswith("sha256="):
             given = given[len("sha256="):]
-        digest = hmac.new(self._hmac_key, request.body, hashlib.sha256).digest()  # type: ignore[arg-type]
-        expected = (digest.hex(), base64.b64encode(digest).decode())
-        if not given or not any(hmac.compare_digest(given.encode(), e.encode()) for e in expected):
+        expected = []
+        for key in self._hmac_keys:
+            digest = hmac.new(key, request.body, hashlib.sha256).digest()
+            expected += [digest.hex(), base64.b64encode(digest).decode()]
+        if not given or not any([hmac.compare_digest(given.encode(), e.encode()) for e in expected]):
             raise HTTPError(401, "unauthorized", f"missing or wrong signature in {self._hmac_header}")

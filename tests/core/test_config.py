@@ -176,8 +176,8 @@ def test_delivery_process_true_needs_the_sqlite_buffer(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("change, expected", [
-    (('path = "/in"', 'path = "/metrics"'), "sources.events.path: '/metrics' must start with / and not be one of"),
-    (('path = "/in"', 'path = "/status"'), "sources.events.path: '/status' must start with / and not be one of"),
+    (('path = "/in"', 'path = "/healthz"'), "sources.events.path: '/healthz' must start with / and not be one of"),
+    (('path = "/in"', 'path = "/readyz"'), "sources.events.path: '/readyz' must start with / and not be one of"),
 ])
 def test_cli_check_rejects_what_run_rejects(tmp_path, change, expected):
     path = tmp_path / "bad.toml"

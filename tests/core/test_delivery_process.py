@@ -55,13 +55,14 @@ def test_sinks_run_in_a_second_process_with_readiness_status_and_metrics(daemon_
     (delivery,) = wait_until(lambda: daemon.children())
     for n in range(50):
         assert post(daemon, n).status_code == 200
-    wait_until(lambda: daemon.get("/readyz").status_code == 503)  # Segment refuses: the child paused
-    assert "write_key" in daemon.get("/readyz").json()["problems"]["segment"]
+    paused = wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["segment"]["paused"])  # the child's
+    assert "write_key" in paused
+    assert daemon.get("/readyz").status_code == 200  # webhooks are still stored: a balancer keeps sending them
     fake_segment.write_key = "test-write-key"
     wait_until(lambda: len(fake_segment.message_ids()) == 100, timeout=20)
-    wait_until(lambda: daemon.get("/readyz").status_code == 200)
-    wait_until(lambda: daemon.get("/status").json()["sinks"]["segment"]["delivered"] == 100)
-    assert 'connector_component_sent_events_total{component="segment"} 100.0' in daemon.get("/metrics").text
+    wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["segment"]["paused"] is None)
+    wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["segment"]["delivered"] == 100)
+    assert 'connector_component_sent_events_total{component="segment"} 100.0' in daemon.admin_get("/metrics").text
     assert daemon.stop() == 0
     assert not Path(f"/proc/{delivery}").exists(), "the delivery process stops with the daemon"
 

@@ -116,7 +116,7 @@ def test_a_refused_record_is_dead_lettered_alone_and_replays_after_the_fix(local
     (tmp_path / "refusing").unlink()  # the cause is fixed
     assert "replayed 1 dead letter(s)" in dlq(daemon, "replay", "--all")
     wait_until(lambda: "e7" in delivered(picky))
-    wait_until(lambda: daemon.get("/status").json()["sinks"]["archive"]["lag"] == 0)  # it read past the replay
+    wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["archive"]["lag"] == 0)  # it read past the replay
     assert len(archive.read_text().splitlines()) == 20  # and did not take it: the replay is for picky only
     assert dlq(daemon, "list") == ""
     assert daemon.stop() == 0

@@ -112,7 +112,7 @@ def outcomes(daemon: DaemonProcess, fake: FakeSegment) -> dict[str, collections.
         _, sink, record, _, _, reason = line.split("\t", 5)
         assert sink == "segment" and reason.strip(), line
         counts[re.match(r"[a-z]+", record).group()]["dead"] += 1
-    text = daemon.get("/metrics").text
+    text = daemon.admin_get("/metrics").text
     for source, route in ROUTE_OF.items():
         counts[source]["filtered"] += int(metric(text, "connector_filtered_records_total", mapper=route))
     return counts
@@ -150,7 +150,7 @@ def test_every_acknowledged_record_is_forwarded_dead_lettered_or_filtered(tmp_pa
             counts = wait_until(settled, timeout=60, interval=0.5)
         except AssertionError:
             raise AssertionError(f"acknowledged {dict(acknowledged)}, outcomes {outcomes(daemon, fake)}") from None
-        received = daemon.get("/metrics").text
+        received = daemon.admin_get("/metrics").text
         for source in ROUTE_OF:
             assert metric(received, "connector_component_received_events_total", component=source) == acknowledged[source]
         assert fake.violations == []

@@ -98,10 +98,10 @@ def test_signed_delivery_becomes_the_documented_identify_and_track(daemon, fake_
 
 def test_the_documented_test_delivery_is_acknowledged_and_an_ordinary_one_like_it_is_forwarded(daemon, fake_segment):
     body = json.dumps(fixture("test_delivery.json")).encode()
-    before = metric(daemon.get("/metrics").text, "connector_test_deliveries_total", source="jebbit")
+    before = metric(daemon.admin_get("/metrics").text, "connector_test_deliveries_total", source="jebbit")
     response = daemon.post("/webhooks/jebbit", body, {**signed(body), "x-jebbit-test": "true"})
     assert response.status_code == 200 and response.json() == {"accepted": 0, "forwarded": False}
-    assert metric(daemon.get("/metrics").text, "connector_test_deliveries_total", source="jebbit") == before + 1
+    assert metric(daemon.admin_get("/metrics").text, "connector_test_deliveries_total", source="jebbit") == before + 1
     # the same shape without the test header (Jebbit's backfills and retries) is an ordinary delivery
     assert daemon.post("/webhooks/jebbit", body, signed(body)).json() == {"accepted": 1}
     identify, track = wait_until(lambda: len(fake_segment.messages) == 2 and fake_segment.messages)

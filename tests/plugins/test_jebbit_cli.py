@@ -158,7 +158,7 @@ def test_a_daemon_holding_a_stale_secret_is_named(jebbit, local_daemon, fake_jeb
     assert "the daemon refused Jebbit's test delivery (401 unauthorized: signature does not match" in test.stderr
     assert "restart the daemon with the env file setup wrote" in test.stderr
     assert test.stderr.count("\n") == 1 and "Traceback" not in test.stderr
-    status = local_daemon.get("/status").json()["sources"]["jebbit"]
+    status = local_daemon.admin_get("/status").json()["sources"]["jebbit"]
     assert status["last_refused"]["status"] == 401 and status["last_test_delivery"] is None
 
 
@@ -252,8 +252,9 @@ def test_run_reads_the_env_file_and_the_environment_wins(daemon, tmp_path):
                            "--env-file", str(env_file)], capture_output=True, text=True, env=daemon.env)
     assert done.returncode == 0, done.stderr
     daemon.start()
-    status = daemon.get("/status").json()
-    assert status["sources"]["jebbit"] == {"received": 0, "last_test_delivery": None, "last_refused": None}
+    status = daemon.admin_get("/status").json()
+    assert status["sources"]["jebbit"] == {"received": 0, "last_test_delivery": None, "last_refused": None,
+                                           "refusals": []}
 
 
 def test_a_cached_token_jebbit_no_longer_takes_is_replaced_once(jebbit, fake_jebbit):

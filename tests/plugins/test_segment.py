@@ -121,18 +121,19 @@ def test_one_poisoned_message_is_dead_lettered_alone(local_daemon_factory, fake_
     assert daemon.stop() == 0
 
 
-def test_401_pauses_the_sink_and_marks_not_ready_until_the_key_works(local_daemon_factory, fake_segment):
+def test_401_pauses_the_sink_in_status_until_the_key_works_and_webhooks_are_still_taken(local_daemon_factory,
+                                                                                          fake_segment):
     fake_segment.write_key = "the-real-key"
     daemon = local_daemon_factory(CONFIG, env=env(fake_segment)).start()
-    assert daemon.get("/readyz").status_code == 200
     daemon.post("/in", json.dumps([track(1), track(2)]))
-    wait_until(lambda: daemon.get("/readyz").status_code == 503)
-    problems = daemon.get("/readyz").json()["problems"]
-    assert "HTTP 401" in problems["segment"] and "write_key" in problems["segment"]
+    paused = wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["segment"]["paused"])
+    assert "HTTP 401" in paused and "write_key" in paused
+    assert daemon.get("/readyz").status_code == 200  # the buffer stores: a balancer must keep sending webhooks
+    assert daemon.post("/in", json.dumps([track(3)])).status_code == 200
     assert fake_segment.messages == []
     fake_segment.write_key = "test-write-key"  # the key is fixed on Segment's side
-    wait_until(lambda: len(fake_segment.messages) == 2, timeout=15)
-    wait_until(lambda: daemon.get("/readyz").status_code == 200)
+    wait_until(lambda: len(fake_segment.messages) == 3, timeout=15)
+    wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["segment"]["paused"] is None)
     assert daemon.logs().count("sink paused") == 1
     assert "test-write-key" not in daemon.logs()
     assert daemon.stop() == 0

@@ -86,7 +86,7 @@ def test_answer_submitted_becomes_the_sprig_streams_track(daemon, fake_segment):
 
 
 def test_every_documented_event_type_is_stored_and_none_vanishes(daemon, fake_segment, tmp_path):
-    filtered_before = metric(daemon.get("/metrics").text, "connector_filtered_records_total", mapper="sprig_segment",
+    filtered_before = metric(daemon.admin_get("/metrics").text, "connector_filtered_records_total", mapper="sprig_segment",
                              sink="segment")
     response = daemon.post("/webhooks/sprig", json.dumps(fixture("webhook_test.json")), AUTH)
     assert response.status_code == 200 and response.json() == {"accepted": 0, "forwarded": False}
@@ -99,7 +99,7 @@ def test_every_documented_event_type_is_stored_and_none_vanishes(daemon, fake_se
     for event_type in ("STUDY_SUBMITTED", "STUDY_SENT", "THEME_IDENTIFIED", "STUDY_STATUS_CHANGED"):
         assert f"Sprig event type '{event_type}' is not an answer" in listing
     assert "STUDY_SEEN" not in listing  # ignore_events: dropped on purpose, and counted
-    filtered = metric(daemon.get("/metrics").text, "connector_filtered_records_total", mapper="sprig_segment",
+    filtered = metric(daemon.admin_get("/metrics").text, "connector_filtered_records_total", mapper="sprig_segment",
                       sink="segment")
     assert filtered == filtered_before + 1
     assert fake_segment.messages == []
@@ -113,7 +113,7 @@ def test_wrong_or_missing_bearer_gets_401_and_nothing_is_stored(daemon, fake_seg
         assert response.status_code == 401 and response.json()["error"] == "unauthorized"
         assert SECRET not in response.text
     assert daemon.post("/webhooks/sprig", b"{not json", AUTH).status_code == 400
-    status = daemon.get("/status").json()["sources"]["sprig"]
+    status = daemon.admin_get("/status").json()["sources"]["sprig"]
     assert status["received"] == 0 and status["last_refused"]["status"] == 400
     assert daemon.stop() == 0
 
@@ -199,15 +199,14 @@ def test_exported_responses_become_tracks_and_later_ones_arrive_after_empty_wind
     assert daemon.stop() == 0
 
 
-def test_a_refused_key_makes_the_daemon_unready_naming_the_source_until_it_works(local_daemon_factory, fake_segment,
-                                                                                 sprig_api):
+def test_a_refused_key_pauses_the_source_in_status_until_it_works(local_daemon_factory, fake_segment, sprig_api):
     sprig_api.api_key = "another-key"
     daemon = local_daemon_factory(EXPORT % (sprig_api.url, fake_segment.url)).start()
-    ready = wait_until(lambda: (r := daemon.get("/readyz")).status_code == 503 and "sprig_api" in r.json()["problems"] and r)
-    assert "Sprig refused the export request (HTTP 403" in ready.json()["problems"]["sprig_api"]
-    assert KEY not in ready.text
+    status = wait_until(lambda: (r := daemon.admin_get("/status")).json()["sources"]["sprig_api"]["paused"] and r)
+    assert "Sprig refused the export request (HTTP 403" in status.json()["sources"]["sprig_api"]["paused"]
+    assert KEY not in status.text
     sprig_api.api_key = KEY
-    wait_until(lambda: daemon.get("/readyz").status_code == 200, timeout=20)
+    wait_until(lambda: daemon.admin_get("/status").json()["sources"]["sprig_api"]["paused"] is None, timeout=20)
     wait_until(lambda: len(fake_segment.messages) == 3)
     assert daemon.stop() == 0
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from connector.testing import wait_until
@@ -17,12 +18,17 @@ SHARED = "jebbit-shared-SECRET-1234567890"
 OLD_SHARED = "jebbit-old-SECRET-0987654321"
 WRITE_KEY = "segment-write-KEY-abcdefghij"
 SPRIG = "sprig-api-SECRET-zyxwvu"
+ADMIN = "admin-token-SECRET-qwertyuiop"
 CONFIG = """
 [service]
 log_level = "debug"
 
 [server]
 port = {port}
+
+[admin]
+port = {admin_port}
+token = "${ADMIN}"
 
 [sources.jebbit]
 type = "jebbit"
@@ -48,9 +54,10 @@ retry_initial_seconds = 0.05
 
 def test_secrets_never_leak(daemon_factory, fake_segment):
     fake_segment.write_key = "another-key"  # Segment refuses ours: errors get logged
-    env = {"SHARED": SHARED, "OLD_SHARED": OLD_SHARED, "WRITE_KEY": WRITE_KEY, "SPRIG": SPRIG,
+    env = {"SHARED": SHARED, "OLD_SHARED": OLD_SHARED, "WRITE_KEY": WRITE_KEY, "SPRIG": SPRIG, "ADMIN": ADMIN,
            "ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
+    daemon.admin_token = ADMIN
     seen: list[str] = []
     body = json.dumps([{"data": {"email": "a@example.com"}}]).encode()
     for headers in ({"x-jebbit-signature": sign(SHARED, body)}, {"x-jebbit-signature": sign("wrong", body)},
@@ -58,8 +65,10 @@ def test_secrets_never_leak(daemon_factory, fake_segment):
         seen.append(daemon.post("/webhooks/jebbit", body, headers).text)
     for headers in ({"authorization": f"Bearer {SPRIG}x"}, {"authorization": SPRIG}):
         seen.append(daemon.post("/webhooks/sprig", "{}", headers).text)
-    wait_until(lambda: daemon.get("/readyz").status_code == 503)  # paused: Segment said 401
-    seen += [daemon.get(p).text for p in ("/metrics", "/readyz", "/status", "/healthz")]
+    wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["segment"]["paused"])  # Segment said 401
+    seen += [daemon.get(p).text for p in ("/readyz", "/healthz")]
+    seen += [daemon.admin_get(p).text for p in ("/metrics", "/status", "/dead-letters")]
+    seen += [httpx.get(daemon.admin_url + "/status", headers={"authorization": f"Bearer {ADMIN}x"}).text]
     for command in (["check"], ["status"], ["dlq", "list"]):
         result = subprocess.run([sys.executable, "-m", "connector", *command, "-c", str(daemon.config_path)],
                                 capture_output=True, text=True, env=daemon.env)
@@ -67,6 +76,6 @@ def test_secrets_never_leak(daemon_factory, fake_segment):
     assert daemon.stop() == 0
     seen.append(daemon.logs())
     everything = "\n".join(seen)
-    assert "sink paused" in everything and "HTTP 401" in everything
-    for secret in (SHARED, OLD_SHARED, WRITE_KEY, SPRIG):
+    assert "sink paused" in everything and "HTTP 401" in everything and "admin request refused" in everything
+    for secret in (SHARED, OLD_SHARED, WRITE_KEY, SPRIG, ADMIN):
         assert secret not in everything
