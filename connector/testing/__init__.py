@@ -54,12 +54,13 @@ __all__ = [
 
 @pytest.fixture
 def daemon_factory(tmp_path: Path) -> Iterator[Any]:
-    """Make ``DaemonProcess`` objects (``daemon_factory(config, env=..., directory=..., args=...)``)."""
+    """Make ``DaemonProcess`` objects (``daemon_factory(config, env=..., directory=..., args=...,
+    preexec_fn=...)``)."""
     made: list[DaemonProcess] = []
 
     def make(config: str, env: dict[str, str] | None = None, directory: Path | None = None,
-             args: list[str] | None = None) -> DaemonProcess:
-        daemon = DaemonProcess(directory or tmp_path, config, env, args)
+             args: list[str] | None = None, preexec_fn: Any = None) -> DaemonProcess:
+        daemon = DaemonProcess(directory or tmp_path, config, env, args, preexec_fn)
         made.append(daemon)
         return daemon
 

@@ -57,8 +57,8 @@ class _Served:
         return httpx.post(self.base_url + path, content=data,
                           headers={"content-type": "application/json", **(headers or {})}, **kwargs)
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.base_url + path)
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.base_url + path, **kwargs)
 
 
 class DaemonProcess(_Served):
@@ -70,7 +70,7 @@ class DaemonProcess(_Served):
     """
 
     def __init__(self, directory: Path, config: str, env: dict[str, str] | None = None,
-                 args: list[str] | None = None):
+                 args: list[str] | None = None, preexec_fn: Any = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         text, self.port, self.admin_port = with_free_ports(config)
@@ -78,23 +78,25 @@ class DaemonProcess(_Served):
         self.config_path.write_text(text)
         self.env = {**os.environ, **(env or {})}
         self.args = list(args or [])
+        self.preexec_fn = preexec_fn  # run in the child before it starts (a lower open-file limit, say)
         self.process: subprocess.Popen[bytes] | None = None
         self.stdout_path = self.directory / "daemon.stdout"
         self.stderr_path = self.directory / "daemon.stderr"
 
     def start(self, timeout: float = 15.0) -> DaemonProcess:
-        """Start the daemon and wait until ``/healthz`` answers."""
+        """Start the daemon and wait until the admin listener's ``/healthz`` answers (both
+        listeners are bound before either serves; the public one may speak HTTPS)."""
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "connector", "run", "-c", str(self.config_path), *self.args],
-                stdout=out, stderr=err, env=self.env, cwd=self.directory,
+                stdout=out, stderr=err, env=self.env, cwd=self.directory, preexec_fn=self.preexec_fn,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the daemon exited with {self.process.returncode}:\n{self.logs()}")
             try:
-                if httpx.get(self.base_url + "/healthz", timeout=0.5).status_code == 200:
+                if httpx.get(self.admin_url + "/healthz", timeout=0.5).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -189,7 +191,7 @@ class LocalDaemon(_Served):
         if self._run.done():  # raises what made it stop, if it raised
             raise RuntimeError(f"the daemon stopped with {self._run.result()}:\n{self.logs()}")
         try:
-            return httpx.get(self.base_url + "/healthz", timeout=0.5).status_code == 200
+            return httpx.get(self.admin_url + "/healthz", timeout=0.5).status_code == 200
         except httpx.TransportError:
             return False
 
