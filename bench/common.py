@@ -103,9 +103,9 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
-def metric(base_url: str, name: str) -> float:
-    """Sum of a Prometheus metric's samples scraped from ``/metrics``."""
-    text = LOCAL.get(base_url + "/metrics").text
+def metric(admin_url: str, name: str) -> float:
+    """Sum of a Prometheus metric's samples scraped from the admin listener's ``/metrics``."""
+    text = LOCAL.get(admin_url + "/metrics").text
     return sum(float(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([\d.e+]+)$", text, re.M))
 
 

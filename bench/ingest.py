@@ -47,9 +47,9 @@ def main() -> None:
             try:
                 for connections in (1, 16, 64):
                     ceiling = wrk(f"http://127.0.0.1:{port}/in", script, connections, args.seconds)
-                    commits_before = metric(daemon.base_url, "connector_buffer_commits_total")
+                    commits_before = metric(daemon.admin_url, "connector_buffer_commits_total")
                     ours = wrk(daemon.base_url + "/in", script, connections, args.seconds)
-                    commits = metric(daemon.base_url, "connector_buffer_commits_total") - commits_before
+                    commits = metric(daemon.admin_url, "connector_buffer_commits_total") - commits_before
                     rows.append([name, connections, ours["rps"], ours["requests"] - ours["non2xx"],
                                  int(commits) or "-", ours["p50_ms"], ours["p99_ms"], ceiling["rps"],
                                  ours["rps"] / ceiling["rps"], ours["non2xx"] + ours["errors"],

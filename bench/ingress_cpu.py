@@ -1,4 +1,4 @@
-"""CPU a request of connector's own ingest code, without HTTP: ``IngressApp`` called directly (64
+"""CPU a request of connector's own ingest code, without HTTP: ``WebhookApp`` called directly (64
 concurrent callers) with signed Jebbit deliveries, storing into a real sqlite buffer. With the
 whole ingest process's CPU a delivery (``whole_path.py``), it splits that cost between the HTTP
 layer and connector's code. ``--protocol`` sends the raw requests through the ingress's HTTP layer (``httpserver.py``'s
@@ -23,11 +23,11 @@ import uvloop
 
 from connector.buffer.sqlite import SqliteBuffer
 from connector.config import ServerConfig
-from connector.httpserver import Connection, HTTPServer
+from connector.ingress.httpserver import Connection, HTTPServer
 from connector.intake import Intake
-from connector.server import IngressApp
+from connector.ingress.webhooks import WebhookApp
 from connector.tap import TapHub
-from connector.testing.kit import _Control, build_context
+from connector.testing.kit import build_context
 from connector_jebbit.signature import sign
 from connector_jebbit.source import JebbitSourceConfig
 
@@ -74,7 +74,7 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-async def run_protocol(app: IngressApp, signed: list[tuple[bytes, bytes]]) -> list[int]:
+async def run_protocol(app: WebhookApp, signed: list[tuple[bytes, bytes]]) -> list[int]:
     """Each of ``CALLERS`` connections sends its requests one after another, as wrk does."""
     server = HTTPServer(app, None, whole_body=app)  # type: ignore[arg-type]
 
@@ -98,7 +98,7 @@ async def run(signed: list[tuple[bytes, bytes]], protocol: bool, profile: bool) 
     await buffer.open([])
     source = JebbitSourceConfig(shared_secret=SECRET).build(build_context("jebbit"))
     source.name = "jebbit"
-    app = IngressApp([source], Intake(buffer, TapHub()), ServerConfig(), _Control())
+    app = WebhookApp([source], Intake(buffer, TapHub()), ServerConfig())
     statuses: list[int] = []
 
     async def send(message: dict) -> None:

@@ -44,11 +44,11 @@ def machine_ticks() -> list[int]:
     return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
 
 
-def sample_lag(base_url: str, fake_url: str, began: float, stop: threading.Event, lines: list[str]) -> None:
+def sample_lag(admin_url: str, fake_url: str, began: float, stop: threading.Event, lines: list[str]) -> None:
     """Every second: deliveries answered, deliveries arrived at the fake, and the difference (wrk's
     load starts about a second in: it reads its requests first)."""
     while not stop.wait(1.0):
-        answered = metric(base_url, "connector_http_requests_total")
+        answered = metric(admin_url, "connector_http_requests_total")
         arrived = delivered(fake_url) / 2
         lines.append(f"  {time.perf_counter() - began:4.1f} s: answered {answered:9,.0f}, arrived {arrived:9,.0f}, "
                      f"behind {answered - arrived:7,.0f}")
@@ -82,7 +82,7 @@ def main() -> None:
                                   stderr=subprocess.DEVNULL)
         began = time.perf_counter()
         stop_sampling, lag = threading.Event(), []
-        sampler = threading.Thread(target=sample_lag, args=(daemon.base_url, fake_url, began, stop_sampling, lag))
+        sampler = threading.Thread(target=sample_lag, args=(daemon.admin_url, fake_url, began, stop_sampling, lag))
         sampler.start()
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         ticks_before = machine_ticks()
@@ -109,11 +109,11 @@ def main() -> None:
                 spent = (seconds - threads_before[name].get(tid, 0.0)) * 1e6 / accepted
                 if spent >= 0.5:
                     print(f"  thread {tid}{' (main)' if tid == pid else ''}: {spent:.1f} µs")
-        in_daemon = metric(daemon.base_url, "connector_ack_seconds_sum") / max(
-            metric(daemon.base_url, "connector_ack_seconds_count"), 1)
+        in_daemon = metric(daemon.admin_url, "connector_ack_seconds_sum") / max(
+            metric(daemon.admin_url, "connector_ack_seconds_count"), 1)
         print(f"in the daemon, request in to 2xx out: {in_daemon * 1e3:.2f} ms on average; wrk's round trip: "
               f"{64 / max(accepted / args.seconds, 1) * 1e3:.2f} ms (64 connections / rate)")
-        commits = metric(daemon.base_url, "connector_buffer_commits_total")
+        commits = metric(daemon.admin_url, "connector_buffer_commits_total")
         print(f"records a commit: {accepted / max(commits, 1):.1f}")
         print(f"wrk: {wrk_cpu * 1e6 / accepted:.1f} µs CPU a delivery")
         print(f"fake segment: {(cpu_seconds([fake.pid]) - fake_before) * 1e6 / accepted:.1f} µs CPU a delivery")

@@ -34,13 +34,13 @@ from connector.buffer.sqlite import SqliteBuffer
 from connector.buffer.sqlite.schema import migrate
 from connector.buffer.sqlite.writer import insert_rows
 from connector.config import ServerConfig
-from connector.httpserver import Connection, HTTPServer
+from connector.ingress.httpserver import Connection, HTTPServer
 from connector.ids import canonical, message_id, record_id
 from connector.intake import Intake
 from connector.pipeline import READ_BATCH_ALONE
-from connector.server import IngressApp
+from connector.ingress.webhooks import WebhookApp
 from connector.tap import TapHub
-from connector.testing.kit import _Control, build_context
+from connector.testing.kit import build_context
 from connector_jebbit.mapper import JebbitToSegment, JebbitToSegmentConfig
 from connector_jebbit.schema import delivery_items
 from connector_jebbit.signature import sign
@@ -80,7 +80,7 @@ class AnswerAtOnce:
         reply((200, ((b"content-type", b"application/json"), (b"content-length", b"14")), b'{"accepted":1}'))
 
 
-def ingest_steps(app: IngressApp, source: Any) -> list[tuple[str, float]]:
+def ingest_steps(app: WebhookApp, source: Any) -> list[tuple[str, float]]:
     signature = sign(SECRET, BODY, int(time.time()) + 3600)  # still in time while this runs
     request = (b"POST /webhooks/jebbit HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/json\r\n"
                b"x-jebbit-signature: %s\r\nContent-Length: %d\r\n\r\n%s" % (signature.encode(), len(BODY), BODY))
@@ -180,12 +180,12 @@ def read_share(body: bytes) -> float:
     return asyncio.run(measure())
 
 
-async def build() -> tuple[IngressApp, Any, SqliteBuffer]:
+async def build() -> tuple[WebhookApp, Any, SqliteBuffer]:
     buffer = SqliteBuffer(tempfile.mkdtemp(prefix="connector-bench-") + "/b.db")
     await buffer.open([])
     source = JebbitSourceConfig(shared_secret=SECRET, tolerance_seconds=7200).build(build_context("jebbit"))
     source.name = "jebbit"
-    return IngressApp([source], Intake(buffer, TapHub()), ServerConfig(), _Control()), source, buffer
+    return WebhookApp([source], Intake(buffer, TapHub()), ServerConfig()), source, buffer
 
 
 def main() -> None:

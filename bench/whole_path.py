@@ -3,7 +3,8 @@
   1. ceiling: a trivial ASGI app answering 202, under the same HTTP server connector uses;
   2. peer: the hand-written receiver (signature, dicts, analytics-python, in memory);
   3. connector, sqlite buffer, as configured by default (on 2+ cores its sinks run in a second
-     process; 3b: all in one process, delivery_process = false); 4. connector, nats buffer.
+     process; 3b: all in one process, delivery_process = false; 3t: the default over HTTPS, the
+     listener's own TLS with a certificate made by trustme); 4. connector, nats buffer.
 wrk sends pre-signed, all-distinct deliveries over 64 connections for --seconds; Segment is a fast
 local fake. Counted as a user counts: deliveries (one request, one experience, two Segment
 messages). Prints accepted/s, delivered/s (deliveries whose two messages arrived, divided by the
@@ -51,6 +52,17 @@ inputs = ["jebbit_segment"]
 write_key = "bench-key"
 endpoint = "%s"
 """
+
+
+def certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, written to ``directory`` (wrk does not verify it)."""
+    import trustme
+
+    leaf = trustme.CA().issue_cert("127.0.0.1")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    cert.write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    return cert, key
 
 
 def presign(path: Path, count: int) -> None:
@@ -108,6 +120,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=250_000)
     parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     parser.add_argument("--skip-nats", action="store_true")
+    parser.add_argument("--skip-tls", action="store_true")
     parser.add_argument("--record", action="store_true", help="write the figures into bench/README.md")
     args = parser.parse_args()
     presigned = Path(tempfile.mkdtemp(prefix="connector-bench-")) / "presigned.tsv"
@@ -136,17 +149,22 @@ def main() -> None:
         fake_process.terminate()
         fake_process.wait()
 
-    buffers = [("3 connector, sqlite buffer (default)", 'type = "sqlite"'),
-               ("3b connector, sqlite, one process", 'type = "sqlite"\n\n[service]\ndelivery_process = false')]
+    buffers = [("3 connector, sqlite buffer (default)", 'type = "sqlite"', ""),
+               ("3b connector, sqlite, one process", 'type = "sqlite"\n\n[service]\ndelivery_process = false', "")]
+    if not args.skip_tls:
+        cert, key = certificate(presigned.parent)
+        buffers.append(("3t connector, sqlite, HTTPS", 'type = "sqlite"', f'tls_cert = "{cert}"\ntls_key = "{key}"\n'))
     if not args.skip_nats:
         buffers.append(("4 connector, nats buffer",
-                        f'type = "nats"\nurl = "{args.nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"'))
-    for name, buffer in buffers:
+                        f'type = "nats"\nurl = "{args.nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"', ""))
+    for name, buffer, tls in buffers:
         fake_process, fake_url = start_fake_segment()
         try:
-            def start_connector(buffer=buffer, fake_url=fake_url):
-                daemon = start_daemon(CONNECTOR % (buffer, SECRET, fake_url))
-                return daemon.stop, daemon.base_url, daemon.process.pid
+            def start_connector(buffer=buffer, tls=tls, fake_url=fake_url):
+                config = (CONNECTOR % (buffer, SECRET, fake_url)).replace("port = {port}\n", "port = {port}\n" + tls)
+                daemon = start_daemon(config)
+                url = daemon.base_url.replace("http:", "https:") if tls else daemon.base_url
+                return daemon.stop, url, daemon.process.pid
 
             rows.append(scenario(name, start_connector, fake_url, args.seconds, env, True))
         finally:

@@ -185,8 +185,8 @@ class _Loader:
             raise self.error("admin", "port", f"{admin.port} is also [server] port: the admin listener needs "
                              "a port of its own")
         if not is_loopback(admin.host) and not admin.token and ("admin", "token") not in [w for w, _ in self.unset]:
-            raise self.error("admin", "token", f"admin.host {admin.host!r} is not loopback: set admin.token (a Bearer token, "
-                             '"${CONNECTOR_ADMIN_TOKEN}") or bind 127.0.0.1')
+            raise self.error("admin", "token", f"admin.host {admin.host!r} is not loopback: set admin.token (a "
+                             'Bearer token, "${CONNECTOR_ADMIN_TOKEN}") or bind 127.0.0.1')
         buffer = self.load_buffer(document.get("buffer", {}))
         if service.delivery_process is True and buffer.__struct_config__.tag != "sqlite":
             raise self.error("service", "delivery_process", "needs the sqlite buffer (the delivery process "

@@ -70,7 +70,8 @@ def test_admin_routes_answer_only_on_the_admin_listener_and_only_with_the_token(
 
     assert daemon.admin_get("/healthz").status_code == 200
     assert "connector_http_requests_total" in daemon.admin_get("/metrics").text  # for a scraper without the token
-    for given in ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}, {"authorization": f"bearer {TOKEN}x"}):
+    wrong = ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}, {"authorization": f"bearer {TOKEN}x"})
+    for given in wrong:
         for path in ("/status", "/tap", "/dead-letters"):
             refused = httpx.get(daemon.admin_url + path, headers=given)
             assert refused.status_code == 401 and refused.json()["error"] == "unauthorized", (path, given)
@@ -238,8 +239,9 @@ def certificates(tmp_path):
 
 
 def _served_certificate(port: int, client: ssl.SSLContext) -> bytes:
-    with socket.create_connection(("127.0.0.1", port)) as raw, client.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-        return tls.getpeercert(binary_form=True)
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with client.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.getpeercert(binary_form=True)
 
 
 def test_https_is_served_and_a_renewed_certificate_is_taken_on_sighup_without_a_dropped_request(daemon_factory,
