@@ -1,5 +1,6 @@
 -- POST pre-signed Jebbit deliveries from the file in $PRESIGNED ("<signature>\t<body>" per line).
--- Thread i of n sends lines i, i+n, i+2n...; DELAY_MS (optional) paces each connection.
+-- Thread i of n sends lines i, i+n, i+2n...; DELAY_MS (optional) paces each connection;
+-- CLOSE=1 (optional) asks for a new connection a request (Connection: close).
 local threads = {}
 local counter = 0
 
@@ -13,11 +14,13 @@ function init(args)
   local nthreads = tonumber(os.getenv("WRK_THREADS") or "2")
   requests = {}
   local n = 0
+  local close = os.getenv("CLOSE")
   for line in io.lines(os.getenv("PRESIGNED")) do
     if n % nthreads == tid - 1 then
       local sig, body = line:match("([^\t]+)\t(.*)")
-      table.insert(requests, wrk.format("POST", "/webhooks/jebbit",
-        {["Content-Type"] = "application/json", ["x-jebbit-signature"] = sig}, body))
+      local headers = {["Content-Type"] = "application/json", ["x-jebbit-signature"] = sig}
+      if close then headers["Connection"] = "close" end
+      table.insert(requests, wrk.format("POST", "/webhooks/jebbit", headers, body))
     end
     n = n + 1
   end
