@@ -2,6 +2,7 @@
 
     connector jebbit setup -c CONFIG --public-url URL     an integration, its secret in an env file
     connector jebbit test ID -c CONFIG                     a verified round trip through the daemon
+    connector jebbit rotate-secret ID -c CONFIG            a new secret, in two runs around a restart
     connector jebbit backfill ID [--wait] [-c CONFIG]      Jebbit re-sends past sessions
     connector jebbit self | integrations | mappings | backfills ...
 
@@ -18,7 +19,7 @@ import msgspec
 
 import connector
 
-from . import provision, roundtrip
+from . import provision, rotation, roundtrip
 from .api import Credentials, JebbitAPI
 from .resources import Integration, IntegrationOptions, Mapping, Resource
 
@@ -59,6 +60,13 @@ def add_commands(commands: connector.Commands) -> None:
     test.add_argument("id", help="integration id")
     config(test)
     test.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the delivery (default 30)")
+
+    rotate = action(actions, "rotate-secret", "give an integration a new shared secret without refusing a delivery "
+                    "(run twice: before and after restarting the daemon)", rotation.rotate_secret)
+    rotate.add_argument("id", help="integration id")
+    config(rotate)
+    rotate.add_argument("--env-file", help="where the secrets are (default: .env beside the config)")
+    rotate.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the test delivery (default 30)")
 
     backfill = action(actions, "backfill", "ask Jebbit to re-send an integration's past sessions", roundtrip.backfill)
     backfill.add_argument("id", help="integration id")

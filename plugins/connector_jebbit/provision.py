@@ -39,22 +39,23 @@ def jebbit_source(ctx: connector.CommandContext, config: connector.Config, name:
     return sources[0]
 
 
-def secret_variable(ctx: connector.CommandContext, config: connector.Config, source: str) -> str:
-    """The variable the source's ``shared_secret`` reads (``${NAME}``, with or without a default)."""
+def secret_variables(ctx: connector.CommandContext, config: connector.Config, source: str) -> list[str]:
+    """The variables the source's ``shared_secret`` reads, in order (``${NAME}``, with or without a
+    default; one, or a list while a secret rotates)."""
     raw = ctx.raw_setting(config, f"sources.{source}", "shared_secret")
-    found = _VARIABLE.fullmatch(raw) if isinstance(raw, str) else None
-    if found is None:
-        shown = "a list" if isinstance(raw, list) else "not of the form ${NAME}"
+    items = raw if isinstance(raw, list) else [raw]
+    found = [_VARIABLE.fullmatch(item) if isinstance(item, str) else None for item in items]
+    if not found or None in found:
         raise connector.CommandError(
-            f"{config.where(f'sources.{source}', 'shared_secret')}: is {shown}; setup writes the secret "
+            f"{config.where(f'sources.{source}', 'shared_secret')}: is not of the form ${{NAME}}; the secret goes "
             'to an env file, so write shared_secret = "${JEBBIT_SHARED_SECRET}" (any variable name)')
-    return found.group(1)
+    return [match.group(1) for match in found if match is not None]
 
 
 def setup(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: JebbitAPI) -> int:
     config = ctx.load_config(args.config)
     source = jebbit_source(ctx, config, args.source)
-    variable = secret_variable(ctx, config, source)
+    variable = secret_variables(ctx, config, source)[0]  # while rotating, the current one
     endpoint = _endpoint(args.public_url, config.sources[source].config.path)
     wanted = Integration(endpoint=endpoint, region=args.region, is_active=True,
                          additional_options=IntegrationOptions(hash_pii=args.hash_pii))

@@ -32,13 +32,23 @@ def test(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: Jebbit
     integration = jebbit.integration(args.id)
     endpoint = (integration.attributes and integration.attributes.endpoint) or ""
     source = _source_for(ctx, config, args.source, endpoint, args.id)
+    took = verify_test_delivery(ctx, config, jebbit, args.id, source, endpoint, args.timeout, args.config)
+    print(f"verified: sources.{source} checked the signature of Jebbit's test delivery to {endpoint} "
+          f"({took:.1f} s after the request)")
+    return 0
+
+
+def verify_test_delivery(ctx: connector.CommandContext, config: connector.Config, jebbit: JebbitAPI,
+                         integration: str, source: str, endpoint: str, timeout: float, config_path: str) -> float:
+    """Ask Jebbit for ``integration``'s test delivery and wait until the running daemon's ``source``
+    verified it: the seconds it took; a ``CommandError`` with the diagnosis otherwise."""
     status_url = ctx.daemon_url(config, "/status")
     if ctx.daemon_status(config) is None:
         raise connector.CommandError(f"the daemon is not running at {status_url}: start it "
-                                     f"(connector run -c {args.config} --env-file FILE) and test again")
+                                     f"(connector run -c {config_path} --env-file FILE) and test again")
     requested = time.time()
-    jebbit.send_test(args.id)
-    deadline = time.monotonic() + args.timeout
+    jebbit.send_test(integration)
+    deadline = time.monotonic() + timeout
     while True:
         status = ctx.daemon_status(config)
         if status is None:
@@ -46,15 +56,13 @@ def test(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: Jebbit
         activity = status.get("sources", {}).get(source, {})
         verified = activity.get("last_test_delivery")
         if verified is not None and verified >= requested:
-            print(f"verified: sources.{source} checked the signature of Jebbit's test delivery to {endpoint} "
-                  f"({verified - requested:.1f} s after the request)")
-            return 0
+            return float(verified - requested)
         refused = activity.get("last_refused")
         if refused is not None and refused["at"] >= requested:
-            raise connector.CommandError(_refusal(refused, args.config))
+            raise connector.CommandError(_refusal(refused, config_path))
         if time.monotonic() > deadline:
             raise connector.CommandError(
-                f"nothing arrived from Jebbit within {args.timeout:g} s: integration {args.id} posts to {endpoint}, "
+                f"nothing arrived from Jebbit within {timeout:g} s: integration {integration} posts to {endpoint}, "
                 f"which does not reach the daemon behind {status_url} (check the public URL, DNS and the proxy "
                 "or tunnel in front of the daemon)")
         time.sleep(POLL_SECONDS)

@@ -241,6 +241,50 @@ def test_setup_needs_a_shared_secret_read_from_one_variable(jebbit, local_daemon
     assert "a-literal-secret-in-the-file" not in done.stderr
 
 
+def test_rotate_secret_replaces_the_integration_around_a_restart_and_refuses_nothing(jebbit, daemon, fake_jebbit):
+    daemon.config_path.write_text(daemon.config_path.read_text().replace(
+        'shared_secret = "${JEBBIT_SHARED_SECRET}"',
+        'shared_secret = ["${JEBBIT_SHARED_SECRET}", "${JEBBIT_SHARED_SECRET_PREVIOUS:-}"]'))
+    config = str(daemon.config_path)
+    assert jebbit("setup", "-c", config, "--public-url", daemon.base_url).returncode == 0
+    [(old_id, old)] = fake_jebbit.integrations.items()
+    daemon.start()
+    env_file = daemon.directory / ".env"
+
+    started = jebbit("rotate-secret", old_id, "-c", config)
+    assert started.returncode == 0, started.stderr
+    [new_id] = set(fake_jebbit.integrations) - {old_id}
+    new = fake_jebbit.integrations[new_id]
+    assert not new["is_active"] and new["endpoint"] == old["endpoint"] and new["shared_secret"] != old["shared_secret"]
+    assert env_file.read_text().splitlines() == [f"JEBBIT_SHARED_SECRET={new['shared_secret']}",
+                                                 f"JEBBIT_SHARED_SECRET_PREVIOUS={old['shared_secret']}"]
+    assert "restart the daemon" in started.stdout and f"rotate-secret {old_id}" in started.stdout
+
+    too_soon = jebbit("rotate-secret", old_id, "-c", config, "--timeout", "10")  # the daemon holds the old one only
+    assert too_soon.returncode == 1 and "401" in too_soon.stderr and "restart the daemon" in too_soon.stderr
+    assert not fake_jebbit.integrations[new_id]["is_active"] and old_id in fake_jebbit.integrations
+    assert fake_jebbit.deliver(old_id, [experience("ada@example.com", "s1")]).status_code == 200
+
+    assert daemon.stop() == 0
+    daemon.start()  # now with both secrets
+    assert fake_jebbit.deliver(old_id, [experience("ada@example.com", "s2")]).status_code == 200
+    finished = jebbit("rotate-secret", old_id, "-c", config, "--timeout", "10")
+    assert finished.returncode == 0, finished.stderr
+    assert list(fake_jebbit.integrations) == [new_id] and fake_jebbit.integrations[new_id]["is_active"]
+    assert "JEBBIT_SHARED_SECRET_PREVIOUS" in finished.stdout
+    assert fake_jebbit.deliver(new_id, [experience("ada@example.com", "s3")]).status_code == 200
+    assert daemon.stop() == 0
+    no_secrets_in([*jebbit.outputs, daemon.logs(), daemon.stdout()], fake_jebbit)
+
+
+def test_rotate_secret_needs_the_source_to_read_two_variables(jebbit, local_daemon, fake_jebbit):
+    assert jebbit("setup", "-c", str(local_daemon.config_path), "--public-url", "https://hooks.example.com").returncode == 0
+    [integration_id] = fake_jebbit.integrations
+    done = jebbit("rotate-secret", integration_id, "-c", str(local_daemon.config_path))
+    assert done.returncode == 1 and f"{local_daemon.config_path}:11: sources.jebbit.shared_secret" in done.stderr
+    assert "JEBBIT_SHARED_SECRET_PREVIOUS" in done.stderr and list(fake_jebbit.integrations) == [integration_id]
+
+
 def test_run_reads_the_env_file_and_the_environment_wins(daemon, tmp_path):
     env_file = daemon.directory / ".env"
     env_file.write_text("JEBBIT_SHARED_SECRET=from-the-file\nthis is not an assignment\n")
