@@ -36,6 +36,7 @@ class _Served:
     port: int
     admin_port: int
     admin_token: str | None = None  # sent by ``admin_get`` when set
+    admin_scheme = "http"  # "https" for an admin listener with TLS (tests do not verify its certificate)
 
     @property
     def base_url(self) -> str:
@@ -43,12 +44,12 @@ class _Served:
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return f"{self.admin_scheme}://127.0.0.1:{self.admin_port}"
 
     def admin_get(self, path: str, **kwargs: Any) -> httpx.Response:
         """GET ``path`` on the admin listener (with ``admin_token`` when set)."""
         headers = {"authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
-        return httpx.get(self.admin_url + path, headers=headers, **kwargs)
+        return httpx.get(self.admin_url + path, headers=headers, verify=False, **kwargs)
 
     def post(self, path: str, body: bytes | str, headers: dict[str, str] | None = None,
              **kwargs: Any) -> httpx.Response:
@@ -96,7 +97,7 @@ class DaemonProcess(_Served):
             if self.process.poll() is not None:
                 raise RuntimeError(f"the daemon exited with {self.process.returncode}:\n{self.logs()}")
             try:
-                if httpx.get(self.admin_url + "/healthz", timeout=0.5).status_code == 200:
+                if self.admin_get("/healthz", timeout=0.5).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -191,7 +192,7 @@ class LocalDaemon(_Served):
         if self._run.done():  # raises what made it stop, if it raised
             raise RuntimeError(f"the daemon stopped with {self._run.result()}:\n{self.logs()}")
         try:
-            return httpx.get(self.admin_url + "/healthz", timeout=0.5).status_code == 200
+            return self.admin_get("/healthz", timeout=0.5).status_code == 200
         except httpx.TransportError:
             return False
 

@@ -287,6 +287,23 @@ def test_https_is_served_and_a_renewed_certificate_is_taken_on_sighup_without_a_
     assert "certificate reloaded" in daemon.logs()
 
 
+def test_an_https_admin_listener_is_read_by_the_command_line_trusting_its_own_certificate(daemon_factory,
+                                                                                          certificates):
+    issue, paths, _ = certificates
+    issue()
+    tls = f'tls_cert = "{paths["cert"]}"\ntls_key = "{paths["key"]}"\n'
+    daemon = daemon_factory(config().replace('token = "${ADMIN_TOKEN}"\n', 'token = "${ADMIN_TOKEN}"\n' + tls), env=ENV)
+    daemon.admin_scheme = "https"
+    daemon.start()
+    assert daemon.post("/webhooks/jebbit", BODY, signed()).status_code == 200
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{daemon.admin_port}/status", timeout=5)
+    shown = subprocess.run([sys.executable, "-m", "connector", "status", "-c", str(daemon.config_path)],
+                           capture_output=True, text=True, env=daemon.env, timeout=30)
+    assert shown.returncode == 0 and re.search(r"jebbit\s+1\s", shown.stdout), shown.stdout + shown.stderr
+    assert daemon.stop() == 0
+
+
 @pytest.mark.parametrize("server, admin, key, message", [
     ('host = "0.0.0.0"', 'host = "0.0.0.0"', "admin.token", "is not loopback: set admin.token"),
     ('tls_cert = "cert.pem"', "", "server.tls_key", "is missing: set both server.tls_cert and server.tls_key"),
