@@ -38,6 +38,17 @@ def client_options(config: Config) -> dict[str, Any]:
     return {"headers": headers, "verify": verify}
 
 
+def check_same_buffer(config: Config, status: dict[str, Any]) -> None:
+    """Refuse to go on when the daemon answering at the config's admin address keeps another
+    buffer than the config's (another daemon on that port): its state and dead letters are not
+    this config's."""
+    theirs = status.get("buffer", {}).get("location")
+    ours = config.buffer.build(config.directory).location
+    if theirs != ours:
+        raise ConnectorError(f"the daemon at {admin_url(config, '')} keeps another buffer ({theirs}) than "
+                             f"{config.path} ({ours}): it runs another config; set [admin] port to its daemon's")
+
+
 def refused(config: Config, response: httpx.Response) -> ConnectorError | None:
     """The error to show when the admin listener refused the request (None when it did not)."""
     if response.status_code == 401:

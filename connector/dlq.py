@@ -6,13 +6,14 @@ the buffer itself.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import msgspec
 
-from .admin_client import admin_url, client_options, refused
+from .admin_client import admin_url, check_same_buffer, client_options, refused
 from .config import Config
 from .errors import CommandError, ConfigError
 from .records import DeadLetter
@@ -55,6 +56,10 @@ async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: b
 
 async def _through_daemon(client: httpx.AsyncClient, config: Config, action: str,
                           ids: Sequence[int]) -> list[DeadLetter]:
+    status = await client.get(admin_url(config, "/status"))
+    if error := refused(config, status):
+        raise error
+    check_same_buffer(config, status.json())
     response = await client.get(admin_url(config, "/dead-letters"), params={"id": list(ids)})
     if error := refused(config, response):
         raise error
@@ -96,6 +101,8 @@ async def _on_the_buffer(config: Config, action: str, ids: Sequence[int]) -> lis
 def _print(letters: list[DeadLetter], action: str) -> None:
     for letter in letters:
         print(line(letter) if action == "list" else _full(letter))
+    if not letters:
+        print("no dead letters", file=sys.stderr)  # on stderr: a script reading stdout gets no line
 
 
 def line(letter: DeadLetter) -> str:

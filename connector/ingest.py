@@ -111,7 +111,8 @@ class Ingest:
             sources[source.name] = {"received": self.intake.received.get(source.name, 0),
                                     "paused": self.intake.paused.get(source.name)}
         return {"running": True, "ready": await self.webhooks.ready(),
-                "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy},
+                "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy,
+                           "location": self.buffer.location},
                 "sinks": await self.delivery.sink_status(), "sources": sources}
 
 

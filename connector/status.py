@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .admin_client import admin_url, client_options, refused
+from .admin_client import admin_url, check_same_buffer, client_options, refused
 from .config import Config
 from .errors import ConnectorError
 
@@ -21,6 +21,7 @@ async def show_status(config: Config) -> int:
         if error := refused(config, response):
             raise error
         status = response.json()
+        check_same_buffer(config, status)
     except httpx.TransportError:
         status = await _stopped_status(config)
     ready = {True: "   webhooks: accepted", False: "   webhooks: REFUSED (503)"}.get(status.get("ready"), "")

@@ -44,6 +44,7 @@ class Buffer(abc.ABC):
     """A log of raw records with per-sink cursors and dead letters."""
 
     durable: bool = True
+    location = "memory"  # where the records are: the same for every process of one daemon's config
 
     def __init__(self) -> None:
         self._appended = anyio.Event()

@@ -90,6 +90,7 @@ class NatsBuffer(Buffer):
         self.config = config
         self.config_dir = config_dir
         self.stream = config.stream
+        self.location = f"nats stream {config.stream}"
         self.dlq_stream = f"{config.stream}_DLQ"
         self.log = logger("buffer")
         self._nc: Any = None

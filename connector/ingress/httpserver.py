@@ -1,7 +1,7 @@
 """HTTP/1.1 for the ingress: httptools driven directly on an asyncio Protocol, serving the ASGI app.
 
-It replaces uvicorn under ``IngressApp``: the same ASGI calls, without a server's general
-machinery (``bench/server_probe.py``: uvicorn spends about 20 µs of CPU a request on this machine
+It serves both listeners' apps (``webhooks.py``, ``admin.py``) and the delivery process's control
+socket in place of uvicorn: the same ASGI calls, without a server's general machinery (``bench/server_probe.py``: uvicorn spends about 20 µs of CPU a request on this machine
 before the app runs; httptools on a Protocol, under 7). What it does:
 
 - keep-alive, pipelined requests answered in order (one request at a time per connection);
@@ -208,7 +208,7 @@ class Connection(asyncio.Protocol):
             self._refuse()
         except httptools.HttpParserError:
             self._refuse()
-        if self.in_head and self.head_bytes > self.server.limits.max_header_bytes and not self.closed:
+        if self.in_head and self.head_bytes > self.server.limits.max_header_bytes and not self._closing():
             self.write(_HEADERS_TOO_LARGE)  # a head still not whole past the limit: never held whole
             self.close()
             return
@@ -330,6 +330,9 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.close()
+
+    def _closing(self) -> bool:
+        return self.closed or self.transport is None or self.transport.is_closing()
 
     def _refuse(self) -> None:
         self.write(_BAD_REQUEST)

@@ -247,7 +247,8 @@ class WebhookApp:
         return status, error_body(error, detail), headers
 
     def _refused(self, source: str, status: int, reason: str, scope: Scope) -> None:
-        self.refusals.refused(source, status, reason, self.clients.of(scope))
+        if status != 405:  # a GET on a webhook's path (a probe, a browser) is no refused delivery
+            self.refusals.refused(source, status, reason, self.clients.of(scope))
 
     def _answer(self, source: WebhookSource, started: float, outcome: Outcome) -> Answer:
         """Count the answer (and time a 2xx); status, headers and body as the server sends them."""

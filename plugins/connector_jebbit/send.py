@@ -9,6 +9,7 @@ import argparse
 import datetime
 import json
 import os
+import ssl
 import sys
 import uuid
 
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the shared secret (default: $JEBBIT_SHARED_SECRET)")
     parser.add_argument("--email", default="jane.doe@example.com")
     parser.add_argument("--test", action="store_true", help="send as Jebbit's test delivery")
+    parser.add_argument("--cacert", metavar="FILE",
+                        help="trust this certificate (PEM) for an https --url, e.g. the daemon's own self-signed one")
     args = parser.parse_args(argv)
     if not args.secret:
         parser.error("give --secret or set JEBBIT_SHARED_SECRET")
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.test:
         headers["x-jebbit-test"] = "true"
     try:
-        response = httpx.post(args.url, content=body, headers=headers, timeout=10)
+        verify = ssl.create_default_context(cafile=args.cacert) if args.cacert else True
+        response = httpx.post(args.url, content=body, headers=headers, timeout=10, verify=verify)
     except httpx.TransportError as exc:
         print(f"jebbit-send: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 1

@@ -235,6 +235,7 @@ def certificates(tmp_path):
 
     client = ssl.create_default_context()
     ca.configure_trust(client)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     return issue, paths, client
 
 
@@ -254,6 +255,9 @@ def test_https_is_served_and_a_renewed_certificate_is_taken_on_sighup_without_a_
     with pytest.raises(httpx.HTTPError):  # plain HTTP to the HTTPS port gets no answer
         httpx.post(f"http://127.0.0.1:{daemon.port}/webhooks/jebbit", content=BODY, headers=signed(), timeout=5)
     assert _served_certificate(daemon.port, client) == first
+    sent = subprocess.run(["jebbit-send", "--url", url, "--secret", NEW, "--cacert", str(paths["cert"].parent / "ca.pem")],
+                          capture_output=True, text=True, timeout=30)
+    assert sent.returncode == 0 and sent.stdout.startswith('200 {"accepted":1}'), sent.stdout + sent.stderr
 
     statuses: list[int] = []
     stop = threading.Event()
@@ -301,6 +305,17 @@ def test_an_https_admin_listener_is_read_by_the_command_line_trusting_its_own_ce
     shown = subprocess.run([sys.executable, "-m", "connector", "status", "-c", str(daemon.config_path)],
                            capture_output=True, text=True, env=daemon.env, timeout=30)
     assert shown.returncode == 0 and re.search(r"jebbit\s+1\s", shown.stdout), shown.stdout + shown.stderr
+    assert daemon.stop() == 0
+
+
+def test_the_command_line_refuses_a_daemon_of_another_config_on_its_admin_port(daemon_factory, tmp_path):
+    daemon = daemon_factory(config().replace('type = "memory"', 'type = "sqlite"\npath = "one.db"'), env=ENV).start()
+    other = daemon.directory / "other.toml"
+    other.write_text(daemon.config_path.read_text().replace('path = "one.db"', 'path = "two.db"'))
+    for command in (["status"], ["dlq", "list"]):
+        done = subprocess.run([sys.executable, "-m", "connector", *command, "-c", str(other)], capture_output=True,
+                              text=True, env=daemon.env, timeout=30)
+        assert done.returncode == 1 and "keeps another buffer" in done.stderr and "two.db" in done.stderr, done.stderr
     assert daemon.stop() == 0
 
 

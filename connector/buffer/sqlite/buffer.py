@@ -57,6 +57,7 @@ class SqliteBuffer(Buffer):
     def __init__(self, path: str, max_bytes: int = 1 << 30, appended_elsewhere: bool = False):
         super().__init__()
         self.path = path
+        self.location = f"sqlite {os.path.realpath(path)}"
         self.max_bytes = max_bytes
         self.appended_elsewhere = appended_elsewhere  # another process appends: poll, nobody notifies
         self._last_seq = 0
