@@ -66,7 +66,8 @@ def add_commands(commands: connector.Commands) -> None:
     rotate.add_argument("id", help="integration id")
     config(rotate)
     rotate.add_argument("--env-file", help="where the secrets are (default: .env beside the config)")
-    rotate.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the test delivery (default 30)")
+    rotate.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to wait for the test delivery (default 30)")
 
     backfill = action(actions, "backfill", "ask Jebbit to re-send an integration's past sessions", roundtrip.backfill)
     backfill.add_argument("id", help="integration id")

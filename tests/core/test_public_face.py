@@ -255,8 +255,9 @@ def test_https_is_served_and_a_renewed_certificate_is_taken_on_sighup_without_a_
     with pytest.raises(httpx.HTTPError):  # plain HTTP to the HTTPS port gets no answer
         httpx.post(f"http://127.0.0.1:{daemon.port}/webhooks/jebbit", content=BODY, headers=signed(), timeout=5)
     assert _served_certificate(daemon.port, client) == first
-    sent = subprocess.run(["jebbit-send", "--url", url, "--secret", NEW, "--cacert", str(paths["cert"].parent / "ca.pem")],
-                          capture_output=True, text=True, timeout=30)
+    ca_file = str(paths["cert"].parent / "ca.pem")
+    sent = subprocess.run(["jebbit-send", "--url", url, "--secret", NEW, "--cacert", ca_file], capture_output=True,
+                          text=True, timeout=30)
     assert sent.returncode == 0 and sent.stdout.startswith('200 {"accepted":1}'), sent.stdout + sent.stderr
 
     statuses: list[int] = []
