@@ -66,7 +66,7 @@ async def _through_daemon(client: httpx.AsyncClient, config: Config, action: str
     letters = [shown.letter() for shown in msgspec.json.decode(response.content, type=dict[str, list[_Shown]])
                ["dead_letters"]]
     if action in ("list", "show"):
-        _print(letters, action)
+        _print(letters, action, ids)
     elif not set(ids) - {letter.id for letter in letters}:
         answer = await client.post(admin_url(config, f"/dead-letters/{action}"),
                                    json={"ids": list(ids)} if ids else {"all": True})
@@ -86,7 +86,7 @@ async def _on_the_buffer(config: Config, action: str, ids: Sequence[int]) -> lis
     try:
         letters = await buffer.dead_letters(ids)
         if action in ("list", "show"):
-            _print(letters, action)
+            _print(letters, action, ids)
         elif set(ids) - {letter.id for letter in letters}:
             pass  # replay or purge nothing when an id is wrong: the user meant other letters
         elif action == "replay":
@@ -98,10 +98,10 @@ async def _on_the_buffer(config: Config, action: str, ids: Sequence[int]) -> lis
     return letters
 
 
-def _print(letters: list[DeadLetter], action: str) -> None:
+def _print(letters: list[DeadLetter], action: str, ids: Sequence[int]) -> None:
     for letter in letters:
         print(line(letter) if action == "list" else _full(letter))
-    if not letters:
+    if not letters and not ids:
         print("no dead letters", file=sys.stderr)  # on stderr: a script reading stdout gets no line
 
 
