@@ -3,6 +3,8 @@ connections, refusals logged with their client, secrets in rotation, and the war
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import resource
@@ -352,3 +354,26 @@ def test_check_warns_of_the_example_secret_plain_http_on_a_public_address_and_a_
     assert any("admin.host '0.0.0.0' is not loopback" in w for w in warnings)
     assert any("admin.token is shorter than 16 characters" in w for w in warnings)
     assert "dev-secret-change-me" not in done.stdout and "short" not in done.stdout.replace("shorter", "")
+
+
+@pytest.mark.parametrize("config, good, bad", [
+    ("sprig", [{"authorization": f"Bearer {NEW}"}, {"authorization": f"Bearer {OLD}"}],
+     [{"authorization": "Bearer another-secret-nobody-has"}, {}]),
+    ("bearer", [{"authorization": f"Bearer {NEW}"}, {"authorization": f"Bearer {OLD}"}],
+     [{"authorization": "Bearer another-secret-nobody-has"}]),
+    ("hmac", [{"x-signature": "sha256=" + hmac.new(NEW.encode(), b"{}", hashlib.sha256).hexdigest()},
+              {"x-signature": hmac.new(OLD.encode(), b"{}", hashlib.sha256).hexdigest()}],
+     [{"x-signature": hmac.new(b"another-secret-nobody-has", b"{}", hashlib.sha256).hexdigest()}]),
+])
+def test_every_signed_source_takes_a_list_of_secrets_while_one_rotates(config, good, bad):
+    from connector.testing import WebhookHarness
+    from connector_sprig.webhook import SprigWebhookConfig
+    from connector_webhook.source import WebhookSourceConfig
+
+    made = {"sprig": SprigWebhookConfig(api_secret=[NEW, OLD]),
+            "bearer": WebhookSourceConfig(path="/in", bearer_token=[NEW, OLD]),
+            "hmac": WebhookSourceConfig(path="/in", hmac_secret=[NEW, OLD])}[config]
+    with WebhookHarness(made) as harness:
+        assert [harness.post(b"{}", headers).status_code for headers in good] == [200] * len(good)
+        assert [harness.post(b"{}", headers).status_code for headers in bad] == [401] * len(bad)
+        assert len(harness.stored()) == len(good)
