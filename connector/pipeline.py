@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -31,10 +32,16 @@ READ_BATCH = 256  # records a read; a one-process daemon's ingress waits while t
 READ_BATCH_ALONE = 1000  # in a delivery process nothing waits on its loop: fewer, larger reads
 INBOX_CAPACITY = 2000
 IDLE_POLL_SECONDS = 1.0
+RESTART_INITIAL_SECONDS = 1.0  # a failed sink starts over after a backoff with full jitter from here...
+RESTART_MAX_SECONDS = 60.0  # ... up to this
 
 
 class _Rejected(Exception):
     """A mapper refused a record: (mapper, reason, kind)."""
+
+
+class _SinkFailed(Exception):
+    """The sink's ``run`` raised (or returned before the daemon stopped): the sink's fault, not the buffer's."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class SinkAcks:
         self.taps = taps
         self.paused_reason: str | None = None
         self.last_error: tuple[str, float] | None = None
+        self.failed = False  # paused by the pipeline for a failure of the sink's own: resumed by its next ack
         self._remaining: dict[int, int] = {}
         self._dead: set[int] = set()
         self._log = logger(sink)
@@ -72,6 +80,9 @@ class SinkAcks:
         self._sent.inc(done[1])
         if done[0]:
             await self.buffer.ack(self.sink, done[0])
+        if self.failed and done[1]:
+            self.failed = False
+            self.resume()
 
     async def dead_letter(self, envelope: Envelope, reason: str, attempts: int = 1) -> None:
         """The sink refuses ``envelope`` permanently: keep its record as a dead letter."""
@@ -109,6 +120,11 @@ class SinkAcks:
             self._log.info("sink resumed")
             metrics.SINK_PAUSED.labels(self.sink).set(0)
         self.paused_reason = None
+
+    def start_over(self) -> None:
+        """The sink failed: what it was handed is handed out again, and counted anew."""
+        self._remaining.clear()
+        self._dead.clear()
 
     def _count_down(self, envelopes: Iterable[Envelope]) -> tuple[list[int], int]:
         remaining, done, count = self._remaining, [], 0
@@ -155,23 +171,61 @@ class SinkPipeline:
         self.acks = SinkAcks(name, buffer, taps)
         self.finished = anyio.Event()
         self._draining = False
+        self._stopping = anyio.Event()
         self._log = logger(name)
         self._received = metrics.RECEIVED.labels(name)
 
     def drain(self) -> None:
         """Stop waiting for new records: deliver what is stored, then finish."""
         self._draining = True
+        self._stopping.set()
         self.buffer.notify()
 
     async def run(self) -> None:
-        send, receive = anyio.create_memory_object_stream[Envelope](INBOX_CAPACITY)
+        """Run the sink until the daemon stops; when the sink itself fails (a write error, a
+        plugin's bug), pause it with the reason, wait with backoff, and start it over from its
+        committed cursor: it holds its records, and the other sinks and the ingress go on. A failure
+        of the buffer ends the run (and the daemon)."""
+        attempt = 0
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._read, send)
-                async with receive:
-                    await self.sink.run(receive, self.acks)
+            while True:
+                try:
+                    await self._run_once()
+                    return
+                except* _SinkFailed as failed:
+                    cause = failed.exceptions[0].__cause__
+                attempt = attempt + 1 if self.acks.failed else 0  # still failed: it delivered nothing since
+                await self._start_over(cause, full_jitter(attempt, RESTART_INITIAL_SECONDS, RESTART_MAX_SECONDS))
+                if self._draining:
+                    return  # what it holds stays in the buffer for the next start
         finally:
             self.finished.set()
+
+    async def _run_once(self) -> None:
+        send, receive = anyio.create_memory_object_stream[Envelope](INBOX_CAPACITY)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read, send)
+            async with receive:
+                try:
+                    await self.sink.run(receive, self.acks)
+                except BufferUnavailable:
+                    raise
+                except Exception as exc:
+                    raise _SinkFailed from exc
+                if not self._draining:
+                    raise _SinkFailed from RuntimeError("the sink's run() returned while the daemon runs")
+
+    async def _start_over(self, cause: BaseException | None, delay: float) -> None:
+        reason = f"the sink failed: {cause!r}"
+        self.acks.pause(reason)
+        self.acks.failed = True
+        self._log.error("sink failed; it holds its records and starts over", reason=reason,
+                        retry_in_seconds=round(delay, 2),
+                        traceback="".join(traceback.format_exception(cause)) if cause is not None else None)
+        with anyio.move_on_after(delay):
+            await self._stopping.wait()
+        await self.buffer.rewind(self.name)
+        self.acks.start_over()
 
     async def _read(self, send: anyio.abc.ObjectSendStream[Envelope]) -> None:
         async with send:

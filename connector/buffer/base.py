@@ -97,6 +97,11 @@ class Buffer(abc.ABC):
         """Mark ``seqs`` delivered (or skipped) for ``sink``."""
 
     @abc.abstractmethod
+    async def rewind(self, sink: str) -> None:
+        """Hand out again what ``sink`` was handed and did not acknowledge (its sink failed and
+        starts over): the next ``read`` starts after its committed cursor."""
+
+    @abc.abstractmethod
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
         """Keep ``record`` as refused by ``sink`` (the caller then acks it, as for a delivered one)."""
 
@@ -151,6 +156,12 @@ class CursorTracker:
         if seqs:
             self._order.extend(seqs)
             self.read_position = seqs[-1]
+
+    def rewind(self) -> None:
+        """Forget what was handed out after the committed cursor: it is read again."""
+        self.read_position = self.committed
+        self._order.clear()
+        self._done.clear()
 
     def acked(self, seqs: Sequence[int]) -> bool:
         """Record acks; return True when the committed cursor moved."""

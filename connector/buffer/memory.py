@@ -58,6 +58,9 @@ class MemoryBuffer(Buffer):
             self._checkpoints[checkpoint[0]] = checkpoint[1]
         self.notify()
 
+    async def rewind(self, sink: str) -> None:
+        self._cursors[sink].rewind()
+
     async def checkpoint(self, name: str) -> bytes | None:
         return self._checkpoints.get(name)
 

@@ -278,6 +278,14 @@ class NatsBuffer(Buffer):
                 except (OSError, nats.errors.Error) as exc:  # redelivered after ack_wait: same ids
                     self.log.warning("nats ack failed", sink=sink, error=type(exc).__name__)
 
+    async def rewind(self, sink: str) -> None:
+        held, self._held[sink] = self._held[sink], {}
+        for msg in held.values():  # redelivered by JetStream at once, in order, with their ids
+            try:
+                await msg.nak()
+            except (OSError, nats.errors.Error) as exc:  # redelivered after ack_wait instead
+                self.log.warning("nats nak failed", sink=sink, error=type(exc).__name__)
+
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
         headers = {HEADER_SINK: sink, HEADER_REASON: " ".join(reason.split())[:4000], HEADER_ATTEMPTS: str(attempts),
                    HEADER_RECORD_ID: record.id, HEADER_SOURCE: record.source,

@@ -89,17 +89,33 @@ def test_streamed_body_over_the_limit_is_413_without_reading_it_all(local_daemon
     assert daemon.stop() == 0
 
 
-def test_a_crashing_sink_stops_the_daemon_with_exit_1(local_daemon_factory, plugin_env):
-    config = CONFIG.replace("{buffer}", "memory") + """
+@pytest.mark.parametrize("buffer", ["sqlite", "memory"])
+def test_a_failing_sink_pauses_alone_and_starts_over_holding_its_records(daemon_factory, plugin_env, tmp_path,
+                                                                          buffer):
+    config = CONFIG.replace("{buffer}", buffer) + """
 [sinks.broken]
 type = "crashing"
 inputs = ["events"]
+path = "out/broken.ndjson"
+crash_while = "crashing"
 """
-    daemon = local_daemon_factory(config, env={**ENV, **plugin_env}).start()
-    daemon.post("/in", b'{"a": 1}', AUTH)
-    assert daemon.wait(timeout=15) == 1
-    logs = daemon.logs()
-    assert '"component": "broken"' in logs and "component crashed" in logs and "boom" in logs
+    (tmp_path / "crashing").touch()
+    daemon = daemon_factory(config, env={**ENV, **plugin_env}).start()
+    daemon.admin_token = None
+    for i in range(30):
+        assert daemon.post("/in", json.dumps({"n": i}).encode(), AUTH).status_code == 200
+    wait_until(lambda: len(lines(tmp_path / "out" / "events.ndjson")) == 30)  # the other sink goes on
+    paused = wait_until(lambda: daemon.admin_get("/status").json()["sinks"].get("broken", {}).get("paused"))
+    assert "the sink failed: RuntimeError('boom: the crashing sink crashed')" in paused
+    assert daemon.post("/in", b'{"n": 30}', AUTH).status_code == 200  # and so does the ingress
+    assert daemon.get("/readyz").status_code == 200
+    (tmp_path / "crashing").unlink()  # the cause is fixed: it starts over by itself, with every record
+    wait_until(lambda: {line["n"] for line in lines(tmp_path / "out" / "broken.ndjson")} == set(range(31)),
+               timeout=30)
+    wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["broken"]["paused"] is None)
+    assert daemon.process.poll() is None
+    assert daemon.stop() == 0
+    assert "sink failed; it holds its records and starts over" in daemon.logs() and "Traceback" in daemon.logs()
 
 
 @pytest.mark.parametrize("buffer", ["sqlite", "memory"])

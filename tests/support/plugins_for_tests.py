@@ -44,16 +44,29 @@ class PickySink(connector.Sink):
 
 
 class CrashingSinkConfig(connector.SinkConfig, tag="crashing"):
-    """Raises on its first message."""
+    """Raises on a batch (after writing a torn line to ``path``, as a full disk would) while the
+    file ``crash_while`` exists; otherwise writes NDJSON lines to ``path``."""
+
+    path: str
+    crash_while: str
 
     def build(self, ctx: connector.BuildContext) -> connector.Sink:
-        return CrashingSink()
+        return CrashingSink(ctx.path(self.path), ctx.path(self.crash_while))
 
 
 class CrashingSink(connector.Sink):
+    def __init__(self, path: str, crash_while: str):
+        self.path, self.crash_while = path, crash_while
+
     async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
-        await inbox.receive()
-        raise RuntimeError("boom: the crashing sink crashed")
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with open(self.path, "ab") as out:
+            while batch := await next_batch(inbox, 100):
+                if os.path.exists(self.crash_while):
+                    raise RuntimeError("boom: the crashing sink crashed")
+                out.write(b"".join(msgspec.json.encode(e.payload) + b"\n" for e in batch))
+                out.flush()
+                await acks.ack(batch)
 
 
 @connector.hookimpl

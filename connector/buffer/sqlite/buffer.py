@@ -264,6 +264,9 @@ class SqliteBuffer(Buffer):
         if self._cursors[sink].acked(seqs):
             self._cursors_dirty = True
 
+    async def rewind(self, sink: str) -> None:
+        self._cursors[sink].rewind()
+
     async def _flush_cursors(self) -> None:
         """Persist moved cursors and delete the records every sink has passed."""
         if not self._cursors_dirty or self._writer_thread is None:
