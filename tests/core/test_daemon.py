@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -192,3 +195,27 @@ def test_a_full_buffer_answers_503_with_retry_after_and_keeps_what_it_stored(loc
     wait_until(lambda: len(lines(out)) == len(accepted))
     assert sorted(r["n"] for r in lines(out)) == accepted
     assert daemon.stop() == 0
+
+
+def test_the_file_sink_writes_a_private_file_and_opens_a_new_one_when_it_is_moved_away(local_daemon_factory, tmp_path):
+    daemon = local_daemon_factory(CONFIG.replace("{buffer}", "memory"), env=ENV).start()
+    archive = tmp_path / "out" / "events.ndjson"
+    for i in range(10):
+        assert daemon.post("/in", json.dumps({"n": i}).encode(), AUTH).status_code == 200
+    wait_until(lambda: len(lines(archive)) == 10)
+    assert archive.stat().st_mode & 0o777 == 0o600  # records carry emails
+    rotated = archive.with_suffix(".ndjson.1")
+    archive.rename(rotated)  # as logrotate does
+    for i in range(10, 20):
+        assert daemon.post("/in", json.dumps({"n": i}).encode(), AUTH).status_code == 200
+    wait_until(lambda: len(lines(archive)) == 10)
+    assert [line["n"] for line in lines(rotated) + lines(archive)] == list(range(20))  # none lost or doubled
+    assert daemon.stop() == 0
+
+
+def test_a_file_mode_that_is_not_octal_is_refused_naming_the_key(tmp_path):
+    path = tmp_path / "connector.toml"
+    path.write_text(CONFIG.replace("{buffer}", "memory").replace("{port}", "8080") + 'mode = "rw-r--r--"\n')
+    done = subprocess.run([sys.executable, "-m", "connector", "check", "-c", str(path)], capture_output=True, text=True,
+                          env={**os.environ, **ENV}, timeout=30)
+    assert done.returncode == 1 and "sinks.archive.mode: 'rw-r--r--' is not an octal file mode" in done.stderr

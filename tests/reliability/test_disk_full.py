@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 
@@ -61,3 +62,34 @@ def test_disk_full_answers_503_stays_up_and_recovers(daemon_factory, fake_segmen
     wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=30)
     assert daemon.stop() == 0
     assert "buffer unavailable" in daemon.logs()
+
+
+def test_a_file_sink_on_a_full_disk_pauses_alone_and_catches_up_with_whole_lines(daemon_factory, fake_segment,
+                                                                                   tiny_disk):
+    archive = tiny_disk / "events.ndjson"
+    ballast = tiny_disk / "ballast"
+    ballast.write_bytes(b"\0" * (4 * 1024 * 1024 - 40 * 1024))  # room for a few dozen lines, not 400
+    extra = f'[sinks.archive]\ntype = "file"\ninputs = ["jebbit_segment"]\npath = "{archive}"\n'
+    daemon = daemon_factory(config(sink_extra=extra), env=env(fake_segment.url)).start()
+    acknowledged = []
+    for n in range(200):
+        payload = body(3, n)
+        signature = {"x-jebbit-signature": sign(SECRET, payload)}
+        assert daemon.post("/webhooks/jebbit", payload, signature).status_code == 200
+        acknowledged.append(payload)
+    wanted = message_ids(acknowledged)
+    wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=30)  # Segment gets everything meanwhile
+    paused = wait_until(lambda: daemon.admin_get("/status").json()["sinks"].get("archive", {}).get("paused"))
+    assert "No space left on device" in paused
+    status = subprocess.run(["connector", "status", "-c", str(daemon.config_path)], capture_output=True, text=True,
+                            env=daemon.env)
+    assert "paused" in status.stdout and "No space left on device" in status.stdout
+    assert daemon.process.poll() is None
+    ballast.unlink()  # the operator frees space: the file catches up by itself
+    wait_until(lambda: len(archive.read_bytes().splitlines()) >= 400, timeout=90)
+    wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["archive"]["paused"] is None)
+    lines = archive.read_bytes().splitlines()
+    assert archive.read_bytes().endswith(b"\n")
+    written = {(json.loads(line)["type"], json.loads(line)["userId"]) for line in lines}  # each line whole
+    assert len(written) == len(lines) == len(wanted)  # an identify and a track each: nothing torn, lost or doubled
+    assert daemon.stop() == 0
