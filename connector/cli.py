@@ -101,6 +101,7 @@ def _with_secrets(args: argparse.Namespace, ctx: CommandContext) -> Any:
 def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
     from . import assemble
 
+    os.umask(0o077)  # what the daemon writes (the buffer, its -wal and -shm, sinks' files) is its own
     config = _with_secrets(args, ctx)
     if args.role == "delivery":
         connector_logging.configure(config.service.log_level, config.secrets, role="delivery")

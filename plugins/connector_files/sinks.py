@@ -116,7 +116,11 @@ class FileSink(connector.Sink):
                 pass
             self._close()
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self.mode)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, self.mode)
+            os.fchmod(self._fd, self.mode)  # new: its mode as set, whatever the umask
+        except FileExistsError:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         return self._fd
 
     def _close(self) -> None:

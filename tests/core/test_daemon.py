@@ -219,3 +219,21 @@ def test_a_file_mode_that_is_not_octal_is_refused_naming_the_key(tmp_path):
     done = subprocess.run([sys.executable, "-m", "connector", "check", "-c", str(path)], capture_output=True, text=True,
                           env={**os.environ, **ENV}, timeout=30)
     assert done.returncode == 1 and "sinks.archive.mode: 'rw-r--r--' is not an octal file mode" in done.stderr
+
+
+def test_what_the_daemon_stores_is_readable_by_its_user_only(daemon_factory, tmp_path):
+    config = CONFIG.replace('type = "{buffer}"', 'type = "sqlite"\npath = "data/connector.db"')
+    daemon = daemon_factory(config, env=ENV).start()
+    assert daemon.post("/in", b'{"email": "ada@example.com"}', AUTH).status_code == 200
+    wait_until(lambda: len(lines(tmp_path / "out" / "events.ndjson")) == 1)
+    data = tmp_path / "data"
+    made = [data, *data.iterdir(), tmp_path / "out" / "events.ndjson"]
+    modes = {path.name: path.stat().st_mode & 0o777 for path in made}
+    assert modes == {"data": 0o700, "connector.db": 0o600, "connector.db-wal": 0o600, "connector.db-shm": 0o600,
+                     "connector.db.lock": 0o600, "events.ndjson": 0o600}, modes
+    assert daemon.stop() == 0
+    (data / "connector.db").chmod(0o644)  # made by hand, or by an older version
+    daemon.start()
+    assert daemon.stop() == 0
+    assert "the buffer's records are readable by others" in daemon.logs() and "chmod 600" in daemon.logs()
+    assert (data / "connector.db").stat().st_mode & 0o777 == 0o644  # reported, not changed

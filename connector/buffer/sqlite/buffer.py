@@ -82,7 +82,7 @@ class SqliteBuffer(Buffer):
 
     async def open(self, sinks: Sequence[str]) -> None:
         try:
-            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
             self._writer = self._connect()
             self._reader = self._connect()
             migrate(self._writer)
