@@ -25,6 +25,7 @@ port = {port}
 [buffer]
 path = "data/connector.db"
 max_bytes = %(max_bytes)s
+%(buffer_extra)s
 
 [sources.jebbit]
 type = "jebbit"
@@ -47,8 +48,8 @@ timeout = 1.0
 """
 
 
-def config(grace: float = 10, max_bytes: int = 1 << 30, sink_extra: str = "") -> str:
-    return CONFIG % {"grace": grace, "max_bytes": max_bytes, "sink_extra": sink_extra}
+def config(grace: float = 10, max_bytes: int = 1 << 30, sink_extra: str = "", buffer_extra: str = "") -> str:
+    return CONFIG % {"grace": grace, "max_bytes": max_bytes, "sink_extra": sink_extra, "buffer_extra": buffer_extra}
 
 
 def env(segment_url: str) -> dict[str, str]:

@@ -31,7 +31,8 @@ def tiny_disk(tmp_path):
 def test_disk_full_answers_503_stays_up_and_recovers(daemon_factory, fake_segment, tiny_disk):
     ballast = tiny_disk / "ballast"
     ballast.write_bytes(b"\0" * (4 * 1024 * 1024 - 700 * 1024))  # another program fills the disk
-    text = config().replace('path = "data/connector.db"', f'path = "{tiny_disk}/connector.db"')
+    text = config(buffer_extra="min_free_bytes = 0").replace('path = "data/connector.db"',
+                                                             f'path = "{tiny_disk}/connector.db"')  # SQLite's ENOSPC
     daemon = daemon_factory(text, env=env(fake_segment.url)).start()
     acknowledged, statuses = [], []
     for n in range(5000):
@@ -93,3 +94,34 @@ def test_a_file_sink_on_a_full_disk_pauses_alone_and_catches_up_with_whole_lines
     written = {(json.loads(line)["type"], json.loads(line)["userId"]) for line in lines}  # each line whole
     assert len(written) == len(lines) == len(wanted)  # an identify and a track each: nothing torn, lost or doubled
     assert daemon.stop() == 0
+
+
+def test_below_min_free_bytes_the_ingress_answers_503_until_space_returns(daemon_factory, fake_segment, tiny_disk):
+    ballast = tiny_disk / "ballast"
+    ballast.write_bytes(b"\0" * (4 * 1024 * 1024 - 1536 * 1024))  # 1.5 MiB left; the guard is at 1 MiB
+    text = config(buffer_extra="min_free_bytes = 1048576").replace('path = "data/connector.db"',
+                                                                   f'path = "{tiny_disk}/connector.db"')
+    daemon = daemon_factory(text, env=env(fake_segment.url)).start()
+    acknowledged, statuses = [], []
+
+    def post(n: int) -> int:
+        payload = body(4, n)
+        response = daemon.post("/webhooks/jebbit", payload, {"x-jebbit-signature": sign(SECRET, payload)})
+        if response.status_code == 200:
+            acknowledged.append(payload)
+        elif response.status_code == 503:
+            assert response.headers["retry-after"] and "min_free_bytes" in response.json()["detail"]
+        statuses.append(response.status_code)
+        return response.status_code
+
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"\0" * (700 * 1024))  # another program takes space: below the guard
+    wait_until(lambda: post(len(statuses)) == 503, timeout=10)
+    assert daemon.get("/readyz").status_code == 503 and daemon.process.poll() is None
+    assert "disk nearly full" in daemon.logs()
+    filler.unlink()
+    wait_until(lambda: post(len(statuses)) == 200, timeout=10)
+    wait_until(lambda: daemon.get("/readyz").status_code == 200)
+    wait_until(lambda: fake_segment.message_ids() >= message_ids(acknowledged), timeout=30)
+    assert daemon.stop() == 0
+    assert "disk space back" in daemon.logs()

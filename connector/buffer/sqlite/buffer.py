@@ -41,24 +41,30 @@ OTHER_PROCESS_POLL_SECONDS = 0.02  # how often a delivery process looks for new 
 STORED_BYTES_SECONDS = 1.0  # how often the byte total is read again (other processes delete)
 
 class SqliteBufferConfig(BufferConfig, tag="sqlite"):
-    """``type = "sqlite"``: ``path`` of the database file, ``max_bytes`` of stored bodies."""
+    """``type = "sqlite"``: ``path`` of the database file, ``max_bytes`` of stored bodies;
+    ``min_free_bytes`` of free space on its filesystem, below which new records are refused
+    (the ingress answers 503 + Retry-After) until space returns."""
 
     path: str = "data/connector.db"
     max_bytes: int = 1 << 30
+    min_free_bytes: int = 256 << 20
 
     def build(self, config_dir: str, appended_elsewhere: bool = False) -> Buffer:
         path = os.path.normpath(os.path.join(config_dir, os.path.expanduser(self.path)))
-        return SqliteBuffer(path, self.max_bytes, appended_elsewhere)
+        return SqliteBuffer(path, self.max_bytes, appended_elsewhere, self.min_free_bytes)
 
 
 class SqliteBuffer(Buffer):
     """Records, cursors and dead letters in one SQLite database."""
 
-    def __init__(self, path: str, max_bytes: int = 1 << 30, appended_elsewhere: bool = False):
+    def __init__(self, path: str, max_bytes: int = 1 << 30, appended_elsewhere: bool = False,
+                 min_free_bytes: int = 0):
         super().__init__()
         self.path = path
         self.location = f"sqlite {os.path.realpath(path)}"
         self.max_bytes = max_bytes
+        self.min_free_bytes = min_free_bytes
+        self.low_disk: str | None = None  # why records are refused while the disk is nearly full
         self.appended_elsewhere = appended_elsewhere  # another process appends: poll, nobody notifies
         self._last_seq = 0
         self._owner_lock: int | None = None
@@ -120,6 +126,8 @@ class SqliteBuffer(Buffer):
 
     # appends ---------------------------------------------------------------------------------
     async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
+        if self.low_disk is not None:
+            raise BufferFull(self.low_disk)
         size = sum(len(r.body) for r in records)
         if self.stored_bytes + size > self.max_bytes:
             await self._reread_stored_bytes()  # another process (a delivery process) may have freed some
@@ -134,13 +142,15 @@ class SqliteBuffer(Buffer):
             raise BufferUnavailable("the sqlite buffer could not store the records") from error
 
     async def has_room(self) -> bool:
+        if self.low_disk is not None:
+            return False
         if self.stored_bytes >= self.max_bytes:
             await self._reread_stored_bytes()  # the delivery process may have freed some
         return self.stored_bytes < self.max_bytes
 
     def append_soon(self, records: Sequence[NewRecord], done: Callable[[BaseException | None], None]) -> bool:
         size = sum(len(r.body) for r in records)
-        if self.stored_bytes + size > self.max_bytes:  # ``append`` looks again, and says so
+        if self.stored_bytes + size > self.max_bytes or self.low_disk is not None:  # ``append`` says why
             return False
         self._join(records, size, None, done)
         return True
@@ -162,10 +172,31 @@ class SqliteBuffer(Buffer):
             self._writer_thread.loop.call_soon(self._writer_thread.submit, self._commit, batch)
 
     async def maintain(self) -> None:
-        """Keep ``stored_bytes`` true while other processes append and delete."""
+        """Keep ``stored_bytes`` true while other processes append and delete, and ``low_disk``
+        while the free space on the buffer's filesystem is below ``min_free_bytes``."""
         while True:
+            self._look_at_the_disk()
             await anyio.sleep(STORED_BYTES_SECONDS)
             await self._reread_stored_bytes()
+
+    def _look_at_the_disk(self) -> None:
+        if not self.min_free_bytes or self.appended_elsewhere:
+            return
+        try:
+            status = os.statvfs(os.path.dirname(self.path) or ".")
+        except OSError:
+            return  # the next append says what is wrong
+        free = status.f_bavail * status.f_frsize
+        was = self.low_disk
+        if free < self.min_free_bytes:
+            self.low_disk = (f"the buffer's disk has {free:,} bytes free, below buffer.min_free_bytes "
+                             f"({self.min_free_bytes:,}): free space, or lower min_free_bytes")
+            if was is None:
+                logger("buffer").error("disk nearly full; refusing new records (503) until space returns",
+                                       path=self.path, free_bytes=free, min_free_bytes=self.min_free_bytes)
+        elif was is not None:
+            self.low_disk = None
+            logger("buffer").info("disk space back; taking records again", free_bytes=free)
 
     async def _reread_stored_bytes(self) -> None:
         if self._reader is None:
