@@ -112,10 +112,16 @@ class LocalDelivery:
 
 
 async def publish_states(buffer: Any, delivery: LocalDelivery, every: float) -> None:
-    """Write every sink's state into the buffer every ``every`` seconds (for another process)."""
+    """Write the sinks' states into the buffer (for another process) when they changed, looked at
+    every ``every`` seconds: an idle daemon writes nothing."""
+    published: dict[str, SinkState] = {}
     while True:
-        states = delivery.states()
-        await buffer.save_sink_states({name: msgspec.json.encode(state) for name, state in states.items()})
+        changed = {name: state for name, state in delivery.states().items()
+                   if name not in published or msgspec.structs.replace(published[name], updated_at=state.updated_at)
+                   != state}
+        if changed:
+            await buffer.save_sink_states({name: msgspec.json.encode(state) for name, state in changed.items()})
+            published.update(changed)
         await anyio.sleep(every)
 
 

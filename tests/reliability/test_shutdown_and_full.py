@@ -50,3 +50,23 @@ def test_full_buffer_answers_503_with_retry_after_and_recovers(daemon_factory, f
     wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=60)
     assert daemon.stop() == 0
     report("full buffer", load, fake_segment)
+
+
+def test_an_idle_daemon_writes_next_to_nothing(daemon_factory, fake_segment):
+    daemon = daemon_factory(config(), env=env(fake_segment.url)).start()
+    payload = body(5, 0)
+    assert daemon.post("/webhooks/jebbit", payload, {"x-jebbit-signature": sign(SECRET, payload)}).status_code == 200
+    wait_until(lambda: len(fake_segment.message_ids()) == 2)
+    time.sleep(2)  # the last cursor and sink state are written
+
+    def written() -> int:
+        total = 0
+        for pid in [daemon.process.pid, *daemon.children()]:
+            with open(f"/proc/{pid}/io") as io:
+                total += next(int(line.split()[1]) for line in io if line.startswith("write_bytes:"))
+        return total
+
+    before = written()
+    time.sleep(10)
+    assert written() - before < 32 * 1024  # was ~240 KiB in 10 s: each sink's state, fsynced twice a second
+    assert daemon.stop() == 0
