@@ -70,3 +70,31 @@ def test_an_idle_daemon_writes_next_to_nothing(daemon_factory, fake_segment):
     time.sleep(10)
     assert written() - before < 32 * 1024  # was ~240 KiB in 10 s: each sink's state, fsynced twice a second
     assert daemon.stop() == 0
+
+
+def test_the_buffer_file_shrinks_after_a_backlog_drains(daemon_factory, fake_segment):
+    import json
+
+    import httpx
+
+    fake_segment.fail(500)  # Segment is down: a backlog builds up
+    daemon = daemon_factory(config(), env=env(fake_segment.url)).start()
+    database = daemon.directory / "data" / "connector.db"
+
+    def size() -> int:
+        return sum(p.stat().st_size for p in database.parent.glob("connector.db*") if p.suffix != ".lock")
+
+    sent = []
+    with httpx.Client(base_url=daemon.base_url) as client:
+        for n in range(3000):
+            payload = json.dumps([{"data": {"email": f"b{n}@example.com", "session_id": f"b{n}",
+                                            "padding": "x" * 2000}}]).encode()
+            headers = {"content-type": "application/json", "x-jebbit-signature": sign(SECRET, payload)}
+            assert client.post("/webhooks/jebbit", content=payload, headers=headers).status_code == 200
+            sent.append(payload)
+    peak = size()
+    assert peak > 6_000_000
+    fake_segment.heal()
+    wait_until(lambda: fake_segment.message_ids() >= message_ids(sent), timeout=60)
+    wait_until(lambda: size() < peak / 3, timeout=30)  # pages given back, the -wal cut back
+    assert daemon.stop() == 0

@@ -39,6 +39,8 @@ CURSOR_FLUSH_SECONDS = 0.1
 QUERY_AT_LEAST_EVERY_SECONDS = 1.0  # also finds records other processes added (dlq replay)
 OTHER_PROCESS_POLL_SECONDS = 0.02  # how often a delivery process looks for new records
 STORED_BYTES_SECONDS = 1.0  # how often the byte total is read again (other processes delete)
+VACUUM_PAGES = 1024  # free pages (4 MiB) past which retention gives them back to the filesystem
+WAL_LIMIT_BYTES = 16 << 20  # the -wal file is cut back to this after a checkpoint
 
 class SqliteBufferConfig(BufferConfig, tag="sqlite"):
     """``type = "sqlite"``: ``path`` of the database file, ``max_bytes`` of stored bodies;
@@ -106,6 +108,7 @@ class SqliteBuffer(Buffer):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         return conn
 
     async def close(self) -> None:
@@ -328,6 +331,10 @@ class SqliteBuffer(Buffer):
                 db.execute("UPDATE stats SET bytes = bytes - ?", (freed,))
             (stored,) = db.execute("SELECT bytes FROM stats").fetchone()
         self._deleted_upto = max(self._deleted_upto, floor)
+        (free_pages,) = db.execute("PRAGMA freelist_count").fetchone()
+        if free_pages >= VACUUM_PAGES:  # a drained backlog: give the pages back, the files shrink
+            db.executescript(f"PRAGMA incremental_vacuum({free_pages});")  # execute() would free one page only
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # busy (a reader) is fine: the next one does it
         return int(stored)
 
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import sqlite3
 
+from ...logging import logger
 from .writer import transaction
+
+INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
+VACUUM_AT_OPEN_BYTES = 64 << 20  # an older database up to this size is converted when opened
 
 MIGRATIONS: list[str] = [
     # 1: records, per-sink cursors, dead letters, checkpoints, the byte total, sink states
@@ -55,11 +59,13 @@ class NewerSchema(Exception):
 
 
 def migrate(db: sqlite3.Connection) -> int:
-    """Bring ``db`` to ``VERSION``; return the version it had."""
+    """Bring ``db`` to ``VERSION``; return the version it had. A database made here, or small
+    enough to rewrite at once, gives freed pages back to the filesystem (incremental vacuum)."""
     (found,) = db.execute("PRAGMA user_version").fetchone()
     if found > VERSION:
         raise NewerSchema(f"its schema is version {found}, written by a newer connector; this one knows "
                           f"versions up to {VERSION}: upgrade connector, or point buffer.path elsewhere")
+    _incremental_vacuum(db)
     for version in range(found, VERSION):
         with transaction(db):
             for statement in _statements(MIGRATIONS[version]):
@@ -77,3 +83,21 @@ def _statements(script: str) -> list[str]:
             statements.append(current.strip())
             current = ""
     return statements
+
+
+def _incremental_vacuum(db: sqlite3.Connection) -> None:
+    """Turn on ``auto_vacuum = INCREMENTAL`` (it takes a VACUUM once the file has a header, which
+    WAL mode writes at once): for a database of up to ``VACUUM_AT_OPEN_BYTES`` (a new one, or an
+    older one); a larger one keeps its size, and says so."""
+    (mode,) = db.execute("PRAGMA auto_vacuum").fetchone()
+    if mode == INCREMENTAL:
+        return
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    (page_size,) = db.execute("PRAGMA page_size").fetchone()
+    if pages * page_size <= VACUUM_AT_OPEN_BYTES:
+        db.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
+        db.execute("VACUUM")  # rewrites the file with the new mode
+    else:
+        logger("buffer").warning("the buffer's file will not shrink after a backlog drains (made by an older "
+                                 "connector and too large to convert at start)", size_bytes=pages * page_size,
+                                 detail="stop the daemon, then: sqlite3 FILE 'PRAGMA auto_vacuum=2; VACUUM;'")
