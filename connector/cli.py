@@ -1,4 +1,4 @@
-"""The command line: ``connector run | check | plugins | status | tap | dlq`` and plugins' commands."""
+"""The command line: ``connector run | check | plugins | status | tap | dlq | backup`` and plugins' commands."""
 
 from __future__ import annotations
 
@@ -83,6 +83,8 @@ def _parser(plugins: PluginManager) -> argparse.ArgumentParser:
         if name in ("replay", "purge"):
             sub.add_argument("--all", action="store_true", help="every dead letter")
         sub.set_defaults(handler=_dlq, action=name)
+    copy = with_config(command("backup", _backup, "copy the sqlite buffer while the daemon runs (or not)"))
+    copy.add_argument("destination", help="the copy's file (a new one)")
     scaffold = command("new-plugin", _new_plugin, "write a plugin package (source, mapper, sink, tests) to start from")
     scaffold.add_argument("name", help="the plugin's name: lowercase letters, digits, underscores")
     for part in ("source", "mapper", "sink"):
@@ -175,6 +177,12 @@ def _tap(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .status import stream_tap
 
     return stream_tap(ctx.load_config(args.config), args.component)
+
+
+def _backup(args: argparse.Namespace, ctx: CommandContext) -> int:
+    from .backup import backup
+
+    return backup(ctx.load_config(args.config), args.destination)
 
 
 def _dlq(args: argparse.Namespace, ctx: CommandContext) -> int:

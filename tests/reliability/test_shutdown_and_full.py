@@ -98,3 +98,31 @@ def test_the_buffer_file_shrinks_after_a_backlog_drains(daemon_factory, fake_seg
     wait_until(lambda: fake_segment.message_ids() >= message_ids(sent), timeout=60)
     wait_until(lambda: size() < peak / 3, timeout=30)  # pages given back, the -wal cut back
     assert daemon.stop() == 0
+
+
+def test_a_backup_taken_under_load_is_whole_and_the_load_loses_nothing(daemon_factory, fake_segment, tmp_path):
+    import sqlite3
+    import subprocess
+
+    fake_segment.fail(503)  # a backlog, so the copy holds records
+    daemon = daemon_factory(config(), env=env(fake_segment.url)).start()
+    load = Load(daemon.base_url + "/webhooks/jebbit", posters=8).start()
+    try:
+        wait_until(lambda: len(load.acknowledged) > 500)
+        copy = tmp_path / "backup.db"
+        done = subprocess.run(["connector", "backup", "-c", str(daemon.config_path), str(copy)], capture_output=True,
+                              text=True, env=daemon.env, timeout=60)
+        assert done.returncode == 0 and "records not yet delivered" in done.stdout, done.stderr
+        wait_until(lambda: len(load.acknowledged) > 1000)  # the load went on meanwhile
+    finally:
+        load.stop()
+    again = subprocess.run(["connector", "backup", "-c", str(daemon.config_path), str(copy)], capture_output=True,
+                           text=True, env=daemon.env, timeout=60)
+    assert again.returncode == 1 and "exists" in again.stderr
+    assert copy.stat().st_mode & 0o777 == 0o600
+    with sqlite3.connect(copy) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT count(*) FROM records").fetchone()[0] >= 500
+    fake_segment.heal()
+    wait_until(lambda: fake_segment.message_ids() >= message_ids(load.acknowledged), timeout=60)
+    assert daemon.stop() == 0
