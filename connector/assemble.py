@@ -51,8 +51,9 @@ def main_process(config: Config, signals: bool = True) -> Daemon:
     announce = {"listen": _url(config.server), "admin": _url(config.admin),
                 "webhooks": {s.name: s.path for s in sources.webhook}, "sinks": list(config.sinks),
                 "buffer": type(buffer).__name__}
+    hangup = [ingest.reload, *([delivery.pass_hangup] if isinstance(delivery, RemoteDelivery) else [])]
     return Daemon(config, buffer, [ingest, delivery, ingest.admin], delivery, taps, announce, signals=signals,
-                  on_hangup=[ingest.reload])
+                  on_hangup=hangup)
 
 
 def _certificates(config: Config, section: str) -> Certificates | None:

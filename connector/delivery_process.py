@@ -92,6 +92,12 @@ class RemoteDelivery:
                 self._process.kill()
                 await self.exited.wait()
 
+    def pass_hangup(self) -> None:
+        """SIGHUP to the delivery process too (what its sinks write), once it listens for it: its
+        control socket is there (before, SIGHUP's default action would end it)."""
+        if self._process is not None and not self.exited.is_set() and os.path.exists(self.control_socket):
+            self._process.send_signal(signal.SIGHUP)
+
     async def _mirror_states(self) -> None:
         """Keep ``states`` up to date with what the delivery process publishes."""
         decoder = msgspec.json.Decoder(SinkState)

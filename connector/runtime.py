@@ -108,6 +108,8 @@ class Daemon:
         """As on SIGHUP: read certificates again (and pass it on to the delivery process)."""
         for callback in self.on_hangup:
             callback()
+        self.log.info("reloaded", detail="certificates read again; a file sink opens a new file at its path "
+                                         "once the old one was moved or removed")
 
     async def _supervise(self, task: Task) -> None:
         try:

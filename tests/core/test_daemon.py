@@ -237,3 +237,17 @@ def test_what_the_daemon_stores_is_readable_by_its_user_only(daemon_factory, tmp
     assert daemon.stop() == 0
     assert "the buffer's records are readable by others" in daemon.logs() and "chmod 600" in daemon.logs()
     assert (data / "connector.db").stat().st_mode & 0o777 == 0o644  # reported, not changed
+
+
+def test_sighup_never_stops_the_daemon_and_reaches_its_delivery_process(daemon_factory, tmp_path):
+    config = CONFIG.replace('type = "{buffer}"', 'type = "sqlite"').replace("[service]",
+                                                                          "[service]\ndelivery_process = true")
+    daemon = daemon_factory(config, env=ENV).start()
+    (delivery,) = wait_until(lambda: daemon.children())
+    wait_until(lambda: '"process": "delivery"' in daemon.logs() and daemon.admin_get("/status").json()["sinks"])
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: daemon.logs().count('"event": "reloaded"') == 2)  # both processes
+    assert daemon.post("/in", b'{"after": "hup"}', AUTH).status_code == 200
+    wait_until(lambda: lines(tmp_path / "out" / "events.ndjson") == [{"after": "hup"}])
+    assert daemon.process.poll() is None and daemon.children() == [delivery]
+    assert daemon.stop() == 0
