@@ -197,15 +197,16 @@ def test_a_full_buffer_answers_503_with_retry_after_and_keeps_what_it_stored(loc
     assert daemon.stop() == 0
 
 
-def test_the_file_sink_writes_a_private_file_and_opens_a_new_one_when_it_is_moved_away(local_daemon_factory, tmp_path):
-    daemon = local_daemon_factory(CONFIG.replace("{buffer}", "memory"), env=ENV).start()
+def test_the_file_sink_writes_a_private_file_and_opens_a_new_one_when_it_is_moved_away(daemon_factory, tmp_path):
+    daemon = daemon_factory(CONFIG.replace("{buffer}", "memory"), env=ENV).start()
     archive = tmp_path / "out" / "events.ndjson"
     for i in range(10):
         assert daemon.post("/in", json.dumps({"n": i}).encode(), AUTH).status_code == 200
     wait_until(lambda: len(lines(archive)) == 10)
     assert archive.stat().st_mode & 0o777 == 0o600  # records carry emails
     rotated = archive.with_suffix(".ndjson.1")
-    archive.rename(rotated)  # as logrotate does
+    archive.rename(rotated)  # as logrotate does, then its postrotate: systemctl reload
+    daemon.process.send_signal(signal.SIGHUP)
     for i in range(10, 20):
         assert daemon.post("/in", json.dumps({"n": i}).encode(), AUTH).status_code == 200
     wait_until(lambda: len(lines(archive)) == 10)
