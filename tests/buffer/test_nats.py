@@ -237,7 +237,8 @@ def test_dlq_gives_up_on_an_unreachable_nats_with_a_clear_error(tmp_path):
 
 @pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_a_paused_nats_server_gets_503_within_the_publish_timeout_never_a_hang(daemon_factory, tmp_path, nats_server):
-    text = (MEMORY_SINK % nats_server.url).replace('stream = "outage"', 'stream = "outage"\npublish_timeout_seconds = 2')
+    text = (MEMORY_SINK % nats_server.url).replace('stream = "outage"',
+                                                   'stream = "outage"\npublish_timeout_seconds = 2')
     daemon = daemon_factory(text).start()
     assert daemon.post("/in", '{"before": 1}').status_code == 200
     nats_server.process.send_signal(signal.SIGSTOP)  # the server holds the connection and answers nothing
