@@ -74,19 +74,23 @@ def message_ids(bodies: list[bytes]) -> set[str]:
 class Load:
     """``posters`` threads posting signed, distinct experiences until stopped."""
 
-    def __init__(self, url: str, posters: int = 16, pause: float = 0.0):
+    def __init__(self, url: str, posters: int = 16, pause: float = 0.0, timeout: float = 10.0, first_poster: int = 0):
         self.url = url
+        self.first_poster = first_poster  # several loads at once: each its own posters, its own experiences
+        self.timeout = timeout
         self.posters = posters
         self.pause = pause
         self.acknowledged: list[bytes] = []
         self.sent = 0
         self.refused = 0
+        self.timed_out = 0  # requests with no answer at all within the client's timeout
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Load:
-        self._threads = [threading.Thread(target=self._post, args=(i,)) for i in range(self.posters)]
+        self._threads = [threading.Thread(target=self._post, args=(self.first_poster + i,))
+                         for i in range(self.posters)]
         for thread in self._threads:
             thread.start()
         return self
@@ -97,18 +101,22 @@ class Load:
             thread.join()
 
     def _post(self, poster: int) -> None:
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=self.timeout) as client:
             n = 0
             while not self._stop.is_set():
                 payload = body(poster, n)
                 n += 1
                 headers = {"content-type": "application/json", "x-jebbit-signature": sign(SECRET, payload)}
+                timed_out = False
                 try:
                     response = client.post(self.url, content=payload, headers=headers)
+                except httpx.TimeoutException:
+                    response, timed_out = None, True
                 except httpx.TransportError:
                     response = None
                 with self._lock:
                     self.sent += 1
+                    self.timed_out += timed_out
                     if response is not None and response.status_code == 200:
                         self.acknowledged.append(payload)
                     else:
