@@ -73,7 +73,7 @@ class LocalDelivery:
     def __init__(self, buffer: Buffer, sinks: Sinks, taps: TapHub, read_batch: int = READ_BATCH):
         self.buffer = buffer
         self.pipelines = [SinkPipeline(name, sink, sinks.routes[name], buffer, taps, _tapped_by(name, sinks.routes),
-                                       read_batch) for name, sink in sinks.sinks.items()]
+                                       read_batch, sinks.rebuild.get(name)) for name, sink in sinks.sinks.items()]
         self.reading_sinks = [p.name for p in self.pipelines]
 
     def tasks(self) -> list[Task]:
@@ -119,8 +119,7 @@ async def publish_states(buffer: Any, delivery: LocalDelivery, every: float) -> 
         changed = {name: state for name, state in delivery.states().items()
                    if name not in published or msgspec.structs.replace(published[name], updated_at=state.updated_at)
                    != state}
-        if changed:
-            await buffer.save_sink_states({name: msgspec.json.encode(state) for name, state in changed.items()})
+        if changed and await buffer.save_sink_states({name: msgspec.json.encode(s) for name, s in changed.items()}):
             published.update(changed)
         await anyio.sleep(every)
 

@@ -45,7 +45,7 @@ async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: b
     try:
         async with httpx.AsyncClient(timeout=30, **client_options(config)) as client:
             letters = await _through_daemon(client, config, action, ids)
-    except httpx.TransportError:
+    except httpx.ConnectError:  # nothing listens there: the daemon is stopped (not: it answered too slowly)
         letters = await _on_the_buffer(config, action, ids)
     missing = sorted(set(ids) - {letter.id for letter in letters})
     if missing:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .components import BuildContext, Mapper, PollingSource, Sink, Source, WebhookSource
@@ -104,6 +106,7 @@ class Sinks:
 
     sinks: dict[str, Sink] = field(default_factory=dict)
     routes: dict[str, dict[str, list[Route]]] = field(default_factory=dict)
+    rebuild: dict[str, Callable[[], Sink]] = field(default_factory=dict)  # a fresh sink, after one failed
 
 
 def build_graph(config: Config) -> tuple[Sources, Sinks]:
@@ -149,7 +152,9 @@ def build_sinks(config: Config) -> Sinks:
                 for source in config.mappers[item].inputs:
                     routes.setdefault(source, []).append(Route(item, mappers[item]))
         graph.routes[component.name] = routes
-        graph.sinks[component.name] = component.config.build(_context(config, component.name))  # type: ignore[attr-defined]
+        build = functools.partial(component.config.build, _context(config, component.name))  # type: ignore[attr-defined]
+        graph.sinks[component.name] = build()
+        graph.rebuild[component.name] = build
     return graph
 
 

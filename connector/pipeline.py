@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import anyio
@@ -81,8 +81,7 @@ class SinkAcks:
         if done[0]:
             await self.buffer.ack(self.sink, done[0])
         if self.failed and done[1]:
-            self.failed = False
-            self.resume()
+            self._recovered()
 
     async def dead_letter(self, envelope: Envelope, reason: str, attempts: int = 1) -> None:
         """The sink refuses ``envelope`` permanently: keep its record as a dead letter."""
@@ -93,6 +92,8 @@ class SinkAcks:
         done, _ = self._count_down([envelope])
         if done:
             await self.buffer.ack(self.sink, done)
+        if self.failed:
+            self._recovered()
 
     async def keep(self, record: Record, reason: str, kind: str, attempts: int = 1) -> None:
         """Store ``record`` as this sink's dead letter, count it, and report it (not an ack)."""
@@ -107,7 +108,7 @@ class SinkAcks:
         metrics.ERRORS.labels(self.sink, kind).inc()
 
     def pause(self, reason: str) -> None:
-        """The destination is failing as a whole: mark the sink paused (daemon not ready)."""
+        """The destination is failing as a whole: mark the sink paused (``/status``, a metric)."""
         self.error(reason, "paused")
         if self.paused_reason is None:
             self._log.error("sink paused", reason=reason)
@@ -121,10 +122,19 @@ class SinkAcks:
             metrics.SINK_PAUSED.labels(self.sink).set(0)
         self.paused_reason = None
 
+    def caught_up(self) -> None:
+        """The reader found nothing more to hand out: a restarted sink holding nothing is well."""
+        if self.failed and not self._remaining:
+            self._recovered()
+
+    def _recovered(self) -> None:
+        self.failed = False
+        self.resume()
+
     def start_over(self) -> None:
-        """The sink failed: what it was handed is handed out again, and counted anew."""
+        """The sink failed: what it was handed is handed out again, and counted anew (a record
+        already dead-lettered is not dead-lettered twice)."""
         self._remaining.clear()
-        self._dead.clear()
 
     def _count_down(self, envelopes: Iterable[Envelope]) -> tuple[list[int], int]:
         remaining, done, count = self._remaining, [], 0
@@ -160,10 +170,12 @@ class SinkPipeline:
     """Buffer -> mappers -> sink, for one sink, with drain-on-stop."""
 
     def __init__(self, name: str, sink: Sink, routes: dict[str, list[Route]], buffer: Buffer,
-                 taps: TapHub, tapped_mappers: frozenset[str] = frozenset(), read_batch: int = READ_BATCH):
+                 taps: TapHub, tapped_mappers: frozenset[str] = frozenset(), read_batch: int = READ_BATCH,
+                 rebuild: Callable[[], Sink] | None = None):
         self.name = name
         self.read_batch = read_batch
         self.sink = sink
+        self.rebuild = rebuild  # a fresh sink after a failure: nothing the failed one held is answered for twice
         self.routes = routes
         self.buffer = buffer
         self.taps = taps
@@ -226,12 +238,21 @@ class SinkPipeline:
             await self._stopping.wait()
         await self.buffer.rewind(self.name)
         self.acks.start_over()
+        if self.rebuild is not None:
+            self.sink = self.rebuild()
 
     async def _read(self, send: anyio.abc.ObjectSendStream[Envelope]) -> None:
+        try:
+            await self._read_into(send)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the sink stopped taking envelopes (it failed): the pipeline starts it over
+
+    async def _read_into(self, send: anyio.abc.ObjectSendStream[Envelope]) -> None:
         async with send:
             while True:
                 records = await self.buffer.read(self.name, self.read_batch)
                 if not records:
+                    self.acks.caught_up()
                     if self._draining:
                         return
                     await self.buffer.wait(IDLE_POLL_SECONDS)

@@ -108,9 +108,12 @@ class Daemon:
     def hang_up(self) -> None:
         """As on SIGHUP: read certificates again (and pass it on to the delivery process)."""
         for callback in self.on_hangup:
-            callback()
-        self.log.info("reloaded", detail="certificates read again; a file sink opens a new file at its path "
-                                         "once the old one was moved or removed")
+            try:
+                callback()
+            except Exception as exc:  # a reload never stops the daemon
+                self.log.error("reload failed", error=repr(exc))
+        self.log.info("reloaded", detail="TLS certificates (if any) read again; a file sink opens a new file at its "
+                                         "path once the old one was moved or removed")
 
     async def _supervise(self, task: Task) -> None:
         try:

@@ -14,7 +14,7 @@ before the app runs; httptools on a Protocol, under 7). What it does:
 - a malformed request: 400 and close; an app that fails before answering: 500;
 - bounded connections (``Limits``): a request head not whole within ``header_timeout`` of the
   connection or of its first byte is closed (408 when anything of it came; a head over
-  ``max_header_bytes`` is 431 before it is whole), a keep-alive connection idle for
+  ``max_header_bytes``, counted from the chunk after its first, is 431 before it is whole), a keep-alive connection idle for
   ``idle_timeout`` is closed, and past ``max_connections`` the longest-quiet connection is closed
   to make room for the new one. One watchdog task checks every connection about once a second;
   what it closed is counted (``connector_connections_closed_total``) and logged once a tick;
@@ -147,7 +147,7 @@ class HTTPServer:
     def make_room(self, new: Connection) -> None:
         """Past ``max_connections``: close the connection quiet for longest (idle, or connected
         without sending a byte); ``new`` itself when every other one is busy."""
-        quietest = min((c for c in self.connections if c is not new and c.quiet()),
+        quietest = min((c for c in self.connections if c is not new and c.quiet() and not c.closing()),
                        key=lambda c: c.quiet_since, default=new)
         self.closed_one("max_connections")
         if quietest is new:
@@ -208,7 +208,7 @@ class Connection(asyncio.Protocol):
             self._refuse()
         except httptools.HttpParserError:
             self._refuse()
-        if self.in_head and self.head_bytes > self.server.limits.max_header_bytes and not self._closing():
+        if self.in_head and self.head_bytes > self.server.limits.max_header_bytes and not self.closing():
             self.write(_HEADERS_TOO_LARGE)  # a head still not whole past the limit: never held whole
             self.close()
             return
@@ -317,10 +317,10 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         limits = self.server.limits
-        if self.in_head:  # connected and nothing whole yet, or a next request's head under way
-            if now - self.head_started > limits.header_timeout_seconds:
+        if self.in_head and not self.cycles:  # connected and nothing whole yet, or the next request's head
+            if now - self.head_started > limits.header_timeout_seconds:  # (one in flight keeps it open)
                 self.server.closed_one("header_timeout")
-                if self.head_began and not self.cycles:  # something came: say why it is closed
+                if self.head_began:  # something came: say why it is closed
                     self.write(_HEADER_TIMEOUT)
                 self.close()
         elif self.idle() and now - self.quiet_since > limits.idle_timeout_seconds:
@@ -331,7 +331,7 @@ class Connection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.close()
 
-    def _closing(self) -> bool:
+    def closing(self) -> bool:
         return self.closed or self.transport is None or self.transport.is_closing()
 
     def _refuse(self) -> None:

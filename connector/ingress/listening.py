@@ -8,9 +8,11 @@ on SIGHUP; a bad new pair is logged and the old one kept. ``raise_open_file_limi
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import ssl
+import tempfile
 
 from ..config import ListenerConfig
 from ..errors import ConfigError, ConnectorError
@@ -57,13 +59,13 @@ class Certificates:
     def reload(self) -> bool:
         """Read the pair again (a renewed certificate); keep the old one when the new one is bad.
 
-        The pair is tried on a scratch context first, so the live one never holds half a pair.
-        New connections get the new certificate; open ones keep theirs.
+        Both files are read once and the very bytes read are tried on a scratch context first,
+        so the live one never holds half a pair, even while certbot swaps the files. New
+        connections get the new certificate; open ones keep theirs.
         """
         log = logger(self.section)
         try:
-            self._load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
-            self._load(self.context)
+            self._load(self.context, check_first=True)
         except (OSError, ssl.SSLError) as exc:
             log.error("the new certificate could not be loaded; keeping the one in use", cert=self.cert, key=self.key,
                       error=_reason(exc), detail="fix the files, then send SIGHUP again")
@@ -71,8 +73,17 @@ class Certificates:
         log.info("certificate reloaded", cert=self.cert)
         return True
 
-    def _load(self, context: ssl.SSLContext) -> None:
-        context.load_cert_chain(self.cert, self.key)
+    def _load(self, context: ssl.SSLContext, check_first: bool = False) -> None:
+        with open(self.cert, "rb") as cert, open(self.key, "rb") as key:
+            pair = cert.read(), key.read()
+        with tempfile.TemporaryDirectory() as private:  # 0700: the key's copy is nobody else's
+            paths = os.path.join(private, "cert.pem"), os.path.join(private, "key.pem")
+            for path, data in zip(paths, pair):
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+                    out.write(data)
+            if check_first:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(*paths)
+            context.load_cert_chain(*paths)
 
 
 def _reason(exc: OSError | ssl.SSLError) -> str:

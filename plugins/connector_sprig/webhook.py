@@ -26,7 +26,10 @@ class SprigWebhookConfig(connector.SourceConfig, tag="sprig"):
     path: str = "/webhooks/sprig"
 
     def build(self, ctx: connector.BuildContext) -> connector.Source:
-        return SprigWebhook(self.path, [f"Bearer {s}".encode() for s in connector.secret_list(self.api_secret)])
+        secrets = connector.secret_list(self.api_secret)
+        if not secrets:
+            raise connector.ConfigError(f"sources.{ctx.name}.api_secret: must not be empty")
+        return SprigWebhook(self.path, [f"Bearer {s}".encode() for s in secrets])
 
 
 class SprigWebhook(connector.WebhookSource):

@@ -29,6 +29,10 @@ class WebhookSourceConfig(connector.SourceConfig, tag="webhook"):
     split_arrays: bool = True
 
     def build(self, ctx: connector.BuildContext) -> connector.Source:
+        for key in ("bearer_token", "hmac_secret"):
+            if getattr(self, key) is not None and not connector.secret_list(getattr(self, key)):
+                raise connector.ConfigError(f"sources.{ctx.name}.{key}: is empty (its variables are set to nothing): "
+                                            "the source would take deliveries from anyone; set it, or remove the key")
         return GenericWebhook(self)
 
 

@@ -377,3 +377,16 @@ def test_every_signed_source_takes_a_list_of_secrets_while_one_rotates(config, g
         assert [harness.post(b"{}", headers).status_code for headers in good] == [200] * len(good)
         assert [harness.post(b"{}", headers).status_code for headers in bad] == [401] * len(bad)
         assert len(harness.stored()) == len(good)
+
+
+def test_a_signed_source_whose_secrets_are_all_empty_is_refused_not_open_to_anyone():
+    from connector import ConfigError
+    from connector.testing import build_context
+    from connector_sprig.webhook import SprigWebhookConfig
+    from connector_webhook.source import WebhookSourceConfig
+
+    for config, key in ((WebhookSourceConfig(path="/in", bearer_token=["", ""]), "bearer_token"),
+                        (WebhookSourceConfig(path="/in", hmac_secret=""), "hmac_secret"),
+                        (SprigWebhookConfig(api_secret=[""]), "api_secret")):
+        with pytest.raises(ConfigError, match=f"sources.src.{key}: "):
+            config.build(build_context("src"))

@@ -363,16 +363,19 @@ class SqliteBuffer(Buffer):
         else:
             await super().wait(timeout)
 
-    async def save_sink_states(self, states: dict[str, bytes]) -> None:
-        """Publish each sink's state (JSON) for the process that serves HTTP."""
+    async def save_sink_states(self, states: dict[str, bytes]) -> bool:
+        """Publish each sink's state (JSON) for the process that serves HTTP; False when it could not."""
         def save() -> None:
             assert self._writer is not None
             with transaction(self._writer):
                 self._writer.executemany("INSERT OR REPLACE INTO sink_state (sink, state) VALUES (?, ?)",
                                          list(states.items()))
 
-        with contextlib.suppress(sqlite3.Error):  # best effort: the next save tries again
+        try:
             await self._write(save)
+        except sqlite3.Error:
+            return False  # a full disk, say: the next look tries again
+        return True
 
     async def sink_states(self) -> dict[str, bytes]:
         """The sink states the delivery process published."""

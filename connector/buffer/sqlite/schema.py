@@ -96,7 +96,10 @@ def _incremental_vacuum(db: sqlite3.Connection) -> None:
     (page_size,) = db.execute("PRAGMA page_size").fetchone()
     if pages * page_size <= VACUUM_AT_OPEN_BYTES:
         db.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
-        db.execute("VACUUM")  # rewrites the file with the new mode
+        try:
+            db.execute("VACUUM")  # rewrites the file with the new mode
+        except sqlite3.Error as exc:  # no room for the copy (a full disk): start anyway, convert next time
+            logger("buffer").warning("could not convert the buffer's file to give pages back", error=str(exc))
     else:
         logger("buffer").warning("the buffer's file will not shrink after a backlog drains (made by an older "
                                  "connector and too large to convert at start)", size_bytes=pages * page_size,
