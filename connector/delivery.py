@@ -1,8 +1,9 @@
 """The delivery side of a daemon: what it needs of the sinks, wherever they run.
 
-``Delivery`` is what the rest of a process sees: tasks to run, a drain, each sink's state, and (when the sinks run in another process) that process's metrics and taps.
-``LocalDelivery`` runs the sink pipelines in this process; ``RemoteDelivery``
-(``delivery_process.py``) runs them in a second one.
+``Delivery`` is what the rest of a process sees: tasks to run, a drain, each sink's state, and
+(when the sinks run in another process) that process's metrics and taps. ``LocalDelivery`` runs
+the sink pipelines in this process; ``RemoteDelivery`` (``delivery_process.py``) runs them in a
+second one.
 """
 
 from __future__ import annotations

@@ -152,7 +152,8 @@ def build_sinks(config: Config) -> Sinks:
                 for source in config.mappers[item].inputs:
                     routes.setdefault(source, []).append(Route(item, mappers[item]))
         graph.routes[component.name] = routes
-        build = functools.partial(component.config.build, _context(config, component.name))  # type: ignore[attr-defined]
+        build = functools.partial(component.config.build,  # type: ignore[attr-defined]
+                                  _context(config, component.name))
         graph.sinks[component.name] = build()
         graph.rebuild[component.name] = build
     return graph

@@ -5,11 +5,12 @@ A part (``Ingest``, ``LocalDelivery``, ``RemoteDelivery``, the delivery process'
 process runs is decided once, by ``assemble.py``.
 
 SIGHUP runs the parts' ``on_hangup`` callbacks (certificates read again; the delivery process
-is sent SIGHUP in turn) and the daemon goes on. Stopping (SIGTERM or SIGINT): the parts drain in order (the ingress stops taking requests and
-in-flight ones finish, pollers are cancelled, then every sink delivers what is stored) within
-``shutdown_grace_seconds``; the process exits 0 and whatever was not delivered stays in the
-buffer. A task that crashes is logged with its name and stops the daemon with exit code 1 (a
-sink's own failure is not such a crash: its pipeline pauses it and starts it over, ``pipeline.py``).
+is sent SIGHUP in turn) and the daemon goes on. Stopping (SIGTERM or SIGINT): the parts drain
+in order (the ingress stops taking requests and in-flight ones finish, pollers are cancelled,
+then every sink delivers what is stored) within ``shutdown_grace_seconds``; the process exits 0
+and whatever was not delivered stays in the buffer. A task that crashes is logged with its name
+and stops the daemon with exit code 1 (a sink's own failure is not such a crash: its pipeline
+pauses it and starts it over, ``pipeline.py``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """HTTP/1.1 for the ingress: httptools driven directly on an asyncio Protocol, serving the ASGI app.
 
 It serves both listeners' apps (``webhooks.py``, ``admin.py``) and the delivery process's control
-socket in place of uvicorn: the same ASGI calls, without a server's general machinery (``bench/server_probe.py``: uvicorn spends about 20 µs of CPU a request on this machine
-before the app runs; httptools on a Protocol, under 7). What it does:
+socket in place of uvicorn: the same ASGI calls, without a server's general machinery
+(``bench/server_probe.py``: uvicorn spends about 20 µs of CPU a request on this machine before
+the app runs; httptools on a Protocol, under 7). What it does:
 
 - keep-alive, pipelined requests answered in order (one request at a time per connection);
 - request bodies streamed to ``receive`` (chunked ones decoded by httptools), reading paused while
@@ -14,10 +15,11 @@ before the app runs; httptools on a Protocol, under 7). What it does:
 - a malformed request: 400 and close; an app that fails before answering: 500;
 - bounded connections (``Limits``): a request head not whole within ``header_timeout`` of the
   connection or of its first byte is closed (408 when anything of it came; a head over
-  ``max_header_bytes``, counted from the chunk after its first, is 431 before it is whole), a keep-alive connection idle for
-  ``idle_timeout`` is closed, and past ``max_connections`` the longest-quiet connection is closed
-  to make room for the new one. One watchdog task checks every connection about once a second;
-  what it closed is counted (``connector_connections_closed_total``) and logged once a tick;
+  ``max_header_bytes``, counted from the chunk after its first, is 431 before it is whole), a
+  keep-alive connection idle for ``idle_timeout`` is closed, and past ``max_connections`` the
+  longest-quiet connection is closed to make room for the new one. One watchdog task checks
+  every connection about once a second; what it closed is counted
+  (``connector_connections_closed_total``) and logged once a tick;
 - TLS when given an ``ssl.SSLContext`` (the handshake bounded by ``header_timeout`` too);
 - a request whose whole body has arrived by the time it is served goes, when a ``WholeBody``
   answerer takes its path (the ingress's webhook paths), to ``answer(scope, body, reply)``
