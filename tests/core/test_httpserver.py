@@ -1,4 +1,4 @@
-"""The ingress's HTTP/1.1 layer (``connector/httpserver.py``) on raw sockets: pipelining, chunked
+"""The ingress's HTTP/1.1 layer (``connector/ingress/httpserver.py``) on raw sockets: pipelining, chunked
 bodies, 100-continue, HEAD, closing, malformed requests, an app that fails, and the same answers
 whether a delivery's body arrives with its headers (answered whole) or after them (through ASGI)."""
 
