@@ -256,9 +256,6 @@ class NatsBuffer(Buffer):
         try:
             with anyio.fail_after(PROBE_SECONDS):
                 info = await self._js.stream_info(self.stream)
-                for sink in self._subs:
-                    consumer = await self._js.consumer_info(self.stream, f"{self.stream}_{_token(sink)}")
-                    self._pending[sink] = consumer.num_pending + consumer.num_ack_pending - len(self._held[sink])
         except (OSError, TimeoutError, nats.errors.Error, nats.js.errors.Error) as exc:
             if self.healthy:
                 self.log.warning("the nats stream cannot store now; webhooks answer 503 until it can",
@@ -269,6 +266,15 @@ class NatsBuffer(Buffer):
         if not self.healthy:
             self.log.info("the nats stream stores again")
         self.healthy = True
+        for sink in self._subs:
+            await self._refresh_lag(sink)
+
+    async def _refresh_lag(self, sink: str) -> None:
+        """The sink's lag from its consumer on the server (not from the last message fetched)."""
+        with contextlib.suppress(OSError, TimeoutError, nats.errors.Error, nats.js.errors.Error):
+            with anyio.fail_after(PROBE_SECONDS):
+                consumer = await self._js.consumer_info(self.stream, f"{self.stream}_{_token(sink)}")
+            self._pending[sink] = consumer.num_pending + consumer.num_ack_pending - len(self._held[sink])
 
     # records ---------------------------------------------------------------------------------
     async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:

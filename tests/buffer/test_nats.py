@@ -275,3 +275,13 @@ def test_a_server_below_the_minimum_is_refused_at_start_unless_allowed(daemon_fa
         assert allowed.stop() == 0
     finally:
         old.stop()
+
+
+def test_an_idle_daemon_shows_the_lag_its_consumer_has_on_the_server(daemon_factory, tmp_path, nats_server):
+    daemon = daemon_factory(MEMORY_SINK % nats_server.url).start()
+    for n in range(50):
+        assert daemon.post("/in", json.dumps({"n": n})).status_code == 200
+    out = tmp_path / "out" / "events.ndjson"
+    wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 50)
+    wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["archive"]["lag"] == 0, timeout=5)
+    assert daemon.stop() == 0
