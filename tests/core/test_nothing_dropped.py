@@ -2,7 +2,8 @@
 
 For every 2xx, each stored record ends forwarded to Segment, dead-lettered with a reason, or
 counted as filtered by a filter the user configured; per source the three add up to what was
-acknowledged. Hypothesis makes the bodies: any JSON, and JSON near each vendor's shape.
+acknowledged. Hypothesis makes the bodies: any JSON, and JSON near each vendor's shape; a jq
+mapper's source is among them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ type = "webhook"
 path = "/webhooks/events"
 bearer_token = "%s"
 
+[sources.forms]
+type = "webhook"
+path = "/webhooks/forms"
+bearer_token = "%s"
+
+[mappers.forms_segment]
+type = "jq"
+inputs = ["forms"]
+program = 'if .skip == true then empty else {type: "track", userId: .user, event: "Form Sent"} end'
+
 [mappers.jebbit_segment]
 type = "jebbit_to_segment"
 inputs = ["jebbit"]
@@ -52,12 +63,12 @@ ignore_events = ["study seen"]
 
 [sinks.segment]
 type = "segment"
-inputs = ["jebbit_segment", "sprig_segment", "events"]
+inputs = ["jebbit_segment", "sprig_segment", "events", "forms_segment"]
 write_key = "test-write-key"
 endpoint = "%s"
 flush_interval = 0.05
 """
-ROUTE_OF = {"jebbit": "jebbit_segment", "sprig": "sprig_segment", "events": "events"}
+ROUTE_OF = {"jebbit": "jebbit_segment", "sprig": "sprig_segment", "events": "events", "forms": "forms_segment"}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
@@ -80,7 +91,10 @@ segment_message = st.fixed_dictionaries({}, optional={
     "type": st.sampled_from(["track", "identify", "page", "group", "alias", "nope"]) | json_values,
     "userId": st.sampled_from(["u1", ""]) | json_values, "anonymousId": json_values,
     "event": st.sampled_from(["Tested"]) | json_values, "groupId": json_values, "previousId": json_values})
+form = st.fixed_dictionaries({}, optional={"user": st.sampled_from(["u1", ""]) | json_values,
+                                            "skip": st.booleans() | json_values})
 deliveries = st.one_of(
+    st.tuples(st.just("forms"), st.one_of(st.lists(form | json_values, max_size=4), form, json_values)),
     st.tuples(st.just("jebbit"), st.one_of(st.lists(jebbit_item, max_size=4), jebbit_item)),
     st.tuples(st.just("sprig"), st.one_of(st.lists(sprig_event | json_values, max_size=4), sprig_event, json_values)),
     st.tuples(st.just("events"), st.one_of(st.lists(segment_message | json_values, max_size=4), segment_message,
@@ -95,7 +109,7 @@ def post(daemon: DaemonProcess, source: str, value) -> httpx.Response:
         headers["x-jebbit-signature"] = sign(JEBBIT_SECRET, body)
     elif source == "sprig":
         headers["authorization"] = f"Bearer {SPRIG_SECRET}"
-    else:
+    else:  # the generic sources
         headers["authorization"] = f"Bearer {EVENTS_TOKEN}"
     return httpx.post(f"{daemon.base_url}/webhooks/{source}", content=body, headers=headers)
 
@@ -120,7 +134,7 @@ def outcomes(daemon: DaemonProcess, fake: FakeSegment) -> dict[str, collections.
 
 def test_every_acknowledged_record_is_forwarded_dead_lettered_or_filtered(tmp_path):
     fake = FakeSegment().start()
-    daemon = DaemonProcess(tmp_path, CONFIG % (JEBBIT_SECRET, SPRIG_SECRET, EVENTS_TOKEN, fake.url)).start()
+    daemon = DaemonProcess(tmp_path, CONFIG % (JEBBIT_SECRET, SPRIG_SECRET, EVENTS_TOKEN, EVENTS_TOKEN, fake.url)).start()
     acknowledged: collections.Counter[str] = collections.Counter()
     try:
         @settings(max_examples=150, deadline=None, database=None,
@@ -129,6 +143,7 @@ def test_every_acknowledged_record_is_forwarded_dead_lettered_or_filtered(tmp_pa
         @example(("jebbit", [{"data": {"email": "jane@example.com", "opt_in": "true"}, "event": {}}]))
         @example(("sprig", {"eventType": "ANSWER_SUBMITTED", "userId": "u1", "question": "How?", "response": 5}))
         @example(("events", {"type": "track", "userId": "u1", "event": "Tested"}))
+        @example(("forms", [{"user": "u1"}, {"skip": True}, 5]))
         def deliver(delivery):
             source, value = delivery
             response = post(daemon, source, value)
