@@ -390,3 +390,4 @@ def test_a_signed_source_whose_secrets_are_all_empty_is_refused_not_open_to_anyo
                         (SprigWebhookConfig(api_secret=[""]), "api_secret")):
         with pytest.raises(ConfigError, match=f"sources.src.{key}: "):
             config.build(build_context("src"))
+

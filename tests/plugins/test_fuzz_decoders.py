@@ -58,7 +58,7 @@ def test_sprig_webhook_stores_any_json_and_the_mapper_tracks_or_says_why_not(bod
 @settings(max_examples=300, deadline=None)
 @given(bodies)
 def test_generic_webhook_accepts_json_or_says_400(body):
-    source = GenericWebhook(WebhookSourceConfig(path="/w"))
+    source = GenericWebhook(WebhookSourceConfig(path="/w"), None)
     try:
         accepted = source.accept(WebhookRequest({}, body))
     except HTTPError as exc:
