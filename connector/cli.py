@@ -1,4 +1,5 @@
-"""The command line: ``connector run | check | plugins | status | tap | dlq | backup`` and plugins' commands."""
+"""The command line: ``connector run | check | test | plugins | status | tap | dlq | backup`` and plugins'
+commands."""
 
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ def _parser(plugins: PluginManager) -> argparse.ArgumentParser:
         if name in ("replay", "purge"):
             sub.add_argument("--all", action="store_true", help="every dead letter")
         sub.set_defaults(handler=_dlq, action=name)
+    with_config(command("test", _test, "run the config's [[tests]]: a mapper, a record, what it must give"))
     copy = with_config(command("backup", _backup, "copy the sqlite buffer while the daemon runs (or not)"))
     copy.add_argument("destination", help="the copy's file (a new one)")
     scaffold = command("new-plugin", _new_plugin, "write a plugin package (source, mapper, sink, tests) to start from")
@@ -177,6 +179,12 @@ def _tap(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .status import stream_tap
 
     return stream_tap(ctx.load_config(args.config), args.component)
+
+
+def _test(args: argparse.Namespace, ctx: CommandContext) -> int:
+    from .mapping_tests import run_tests
+
+    return run_tests(ctx.load_config(args.config))
 
 
 def _backup(args: argparse.Namespace, ctx: CommandContext) -> int:

@@ -77,6 +77,19 @@ class AdminConfig(ListenerConfig):
     token: Secret | None = None
 
 
+class MappingTest(_Section):
+    """A ``[[tests]]`` table: a mapper, one raw record (``input`` JSON text, or ``input_file``), and
+    what it must give: ``expect`` (the messages, each listed key equal; nested tables the same way)
+    or ``expect_dead_letter`` (a part of the reason it is refused with). Run by ``connector test``."""
+
+    name: str
+    mapper: str
+    input: str | None = None
+    input_file: str | None = None
+    expect: list[dict[str, Any]] | None = None
+    expect_dead_letter: str | None = None
+
+
 @dataclass(frozen=True)
 class Component:
     """One configured component: its section, name and validated config."""
@@ -103,6 +116,7 @@ class Config:
     sources: dict[str, Component] = field(default_factory=dict)
     mappers: dict[str, Component] = field(default_factory=dict)
     sinks: dict[str, Component] = field(default_factory=dict)
+    tests: list[MappingTest] = field(default_factory=list)
     secrets: frozenset[str] = frozenset()
 
     @property
@@ -174,10 +188,10 @@ class _Loader:
     def load(self, document: dict[str, Any]) -> Config:
         secrets: set[str] = set()
         document = self.interpolate(document, ())
-        unknown = sorted(set(document) - {"service", "server", "admin", "buffer", *SECTIONS})
+        unknown = sorted(set(document) - {"service", "server", "admin", "buffer", "tests", *SECTIONS})
         if unknown:
             raise self.error(unknown[0], None, "unknown section (expected service, server, admin, buffer, "
-                             "sources, mappers, sinks)")
+                             "sources, mappers, sinks, tests)")
         service = self.convert(document.get("service", {}), ServiceConfig, "service")
         server = self.load_listener(document.get("server", {}), ServerConfig, "server")
         admin = self.load_listener(document.get("admin", {}), AdminConfig, "admin")
@@ -200,6 +214,7 @@ class _Loader:
                 component = self.load_component(section, name, table)
                 getattr(config, section)[name] = component
                 secrets.update(secret_values(component.config))
+        config.tests = self.load_tests(document.get("tests", []), config)
         secrets.update(secret_values(buffer))
         secrets.update(secret_values(admin))
         config.secrets = frozenset(secrets)
@@ -226,6 +241,33 @@ class _Loader:
                 raise self.error(where, "trusted_proxies", f"{proxy!r} is not an address or a CIDR "
                                  "(e.g. 127.0.0.1/32, 10.0.0.0/8)") from None
         return listener
+
+    def load_tests(self, tables: Any, config: Config) -> list[MappingTest]:
+        """``[[tests]]``: each names a configured mapper, one input and one expectation."""
+        if not isinstance(tables, list):
+            raise self.error("tests", None, "must be an array of tables: write each as [[tests]]")
+        headers = [n for n, line in enumerate(self.lines, 1) if re.match(r"^\s*\[\[\s*tests\s*\]\]", line)]
+        tests = []
+        for index, table in enumerate(tables):
+            line = headers[index] if index < len(headers) else None
+
+            def refuse(message: str) -> ConfigError:
+                return ConfigError(f"{self.path}{f':{line}' if line else ''}: tests[{index}]: {message}")
+
+            try:
+                test = msgspec.convert(table, MappingTest, strict=False)
+            except msgspec.ValidationError as exc:
+                key, message = _explain(str(exc))
+                raise refuse(f"{key}: {message}" if key else message) from None
+            if test.mapper not in config.mappers:
+                raise refuse(f"mapper: {test.mapper!r} is no mapper of this config "
+                             f"({', '.join(config.mappers) or 'none configured'})")
+            if (test.input is None) == (test.input_file is None):
+                raise refuse("give one of input (JSON text) and input_file")
+            if (test.expect is None) == (test.expect_dead_letter is None):
+                raise refuse("give one of expect (the messages) and expect_dead_letter (a part of the reason)")
+            tests.append(test)
+        return tests
 
     def load_buffer(self, table: Any) -> BufferConfig:
         if not isinstance(table, dict):

@@ -136,13 +136,17 @@ def build_sources(config: Config) -> Sources:
     return graph
 
 
+def build_mappers(config: Config) -> dict[str, Mapper]:
+    """Build the mappers (what ``connector test`` runs)."""
+    return {c.name: c.config.build(_context(config, c.name))  # type: ignore[attr-defined]
+            for c in config.mappers.values()}
+
+
 def build_sinks(config: Config) -> Sinks:
     """Check the wiring, then build the mappers and sinks."""
     check_graph(config)
     graph = Sinks()
-    mappers: dict[str, Mapper] = {
-        c.name: c.config.build(_context(config, c.name)) for c in config.mappers.values()  # type: ignore[attr-defined]
-    }
+    mappers = build_mappers(config)
     for component in config.sinks.values():
         routes: dict[str, list[Route]] = {}
         for item in component.inputs:
