@@ -85,6 +85,11 @@ def _parser(plugins: PluginManager) -> argparse.ArgumentParser:
             sub.add_argument("--all", action="store_true", help="every dead letter")
         sub.set_defaults(handler=_dlq, action=name)
     with_config(command("test", _test, "run the config's [[tests]]: a mapper, a record, what it must give"))
+    look = with_config(command("preview", _preview, "map the last stored records with a mapper as the config "
+                                                   "defines it (read-only)"))
+    look.add_argument("--mapper", required=True, help="the mapper's name")
+    look.add_argument("--last", type=int, default=20, help="how many records (default 20)")
+    look.add_argument("--against", metavar="OLD", help="another config: print only records whose output differs")
     copy = with_config(command("backup", _backup, "copy the sqlite buffer while the daemon runs (or not)"))
     copy.add_argument("destination", help="the copy's file (a new one)")
     scaffold = command("new-plugin", _new_plugin, "write a plugin package (source, mapper, sink, tests) to start from")
@@ -185,6 +190,13 @@ def _test(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .mapping_tests import run_tests
 
     return run_tests(ctx.load_config(args.config))
+
+
+def _preview(args: argparse.Namespace, ctx: CommandContext) -> int:
+    from .preview import preview
+
+    against = ctx.load_config(args.against) if args.against else None
+    return preview(ctx.load_config(args.config), args.mapper, args.last, against)
 
 
 def _backup(args: argparse.Namespace, ctx: CommandContext) -> int:

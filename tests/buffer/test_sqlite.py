@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import pytest
 
@@ -171,3 +173,26 @@ async def test_a_database_of_a_newer_connector_is_refused_untouched(tmp_path):
     with pytest.raises(BufferUnavailable, match="schema is version 99, written by a newer connector"):
         await buffer.open(["out"])
     assert sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+async def test_delivered_records_are_retained_for_retain_seconds_within_max_bytes(tmp_path):
+    buffer = SqliteBuffer(str(tmp_path / "b.db"), max_bytes=10_000, retain_seconds=0.5)
+    await buffer.open(["sink"])
+    await buffer.append([NewRecord(f"s-{i}", "s", time.time(), b'{"n":%d}' % i) for i in range(10)])
+    await buffer.ack("sink", [r.seq for r in await buffer.read("sink", 100)])
+    await buffer._flush_cursors()
+    assert buffer.lag() == {"sink": 0} and buffer.stored_bytes > 0  # delivered, and kept
+    await anyio.sleep(0.6)
+    buffer._cursors_dirty = True  # as maintain does once a second
+    await buffer._flush_cursors()
+    assert buffer.stored_bytes == 0  # aged out
+    await buffer.close()
+
+    full = SqliteBuffer(str(tmp_path / "c.db"), max_bytes=2_000, retain_seconds=3600)
+    await full.open(["sink"])
+    for i in range(35):  # 1,785 bytes of bodies: over 80 % of max_bytes once delivered
+        await full.append([NewRecord(f"r{i}", "s", time.time(), b'{"pad": "' + b"x" * 40 + b'"}')])
+    await full.ack("sink", [r.seq for r in await full.read("sink", 100)])
+    await full._flush_cursors()
+    assert 0 < full.stored_bytes <= 2_000 * 0.8  # the oldest delivered ones made room
+    await full.close()

@@ -45,27 +45,30 @@ WAL_LIMIT_BYTES = 16 << 20  # the -wal file is cut back to this after a checkpoi
 class SqliteBufferConfig(BufferConfig, tag="sqlite"):
     """``type = "sqlite"``: ``path`` of the database file, ``max_bytes`` of stored bodies;
     ``min_free_bytes`` of free space on its filesystem, below which new records are refused
-    (the ingress answers 503 + Retry-After) until space returns."""
+    (the ingress answers 503 + Retry-After) until space returns; ``retain_seconds`` a delivered
+    record is kept (for ``connector preview``), within ``max_bytes``: oldest first out."""
 
     path: str = "data/connector.db"
     max_bytes: int = 1 << 30
     min_free_bytes: int = 256 << 20
+    retain_seconds: float = 0.0
 
     def build(self, config_dir: str, appended_elsewhere: bool = False) -> Buffer:
         path = os.path.normpath(os.path.join(config_dir, os.path.expanduser(self.path)))
-        return SqliteBuffer(path, self.max_bytes, appended_elsewhere, self.min_free_bytes)
+        return SqliteBuffer(path, self.max_bytes, appended_elsewhere, self.min_free_bytes, self.retain_seconds)
 
 
 class SqliteBuffer(Buffer):
     """Records, cursors and dead letters in one SQLite database."""
 
     def __init__(self, path: str, max_bytes: int = 1 << 30, appended_elsewhere: bool = False,
-                 min_free_bytes: int = 0):
+                 min_free_bytes: int = 0, retain_seconds: float = 0.0):
         super().__init__()
         self.path = path
         self.location = f"sqlite {os.path.realpath(path)}"
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
+        self.retain_seconds = retain_seconds
         self.low_disk: str | None = None  # why records are refused while the disk is nearly full
         self.appended_elsewhere = appended_elsewhere  # another process appends: poll, nobody notifies
         self._last_seq = 0
@@ -181,6 +184,9 @@ class SqliteBuffer(Buffer):
             self._look_at_the_disk()
             await anyio.sleep(STORED_BYTES_SECONDS)
             await self._reread_stored_bytes()
+            if self.retain_seconds and self._cursors:
+                self._cursors_dirty = True  # retained records age out without a cursor moving
+                await self._flush_cursors()
 
     def _look_at_the_disk(self) -> None:
         if not self.min_free_bytes or self.appended_elsewhere:
@@ -324,10 +330,16 @@ class SqliteBuffer(Buffer):
         assert db is not None
         with transaction(db):
             db.executemany("INSERT OR REPLACE INTO cursors (sink, seq) VALUES (?, ?)", positions)
-            if floor > self._deleted_upto:
+            if self.retain_seconds:
+                upto = self._retained_upto(db, floor)
+            elif floor > self._deleted_upto:
+                upto = floor
+            else:
+                upto = 0
+            if upto:
                 (freed,) = db.execute(
-                    "SELECT COALESCE(SUM(length(body)), 0) FROM records WHERE seq <= ?", (floor,)).fetchone()
-                db.execute("DELETE FROM records WHERE seq <= ?", (floor,))
+                    "SELECT COALESCE(SUM(length(body)), 0) FROM records WHERE seq <= ?", (upto,)).fetchone()
+                db.execute("DELETE FROM records WHERE seq <= ?", (upto,))
                 db.execute("UPDATE stats SET bytes = bytes - ?", (freed,))
             (stored,) = db.execute("SELECT bytes FROM stats").fetchone()
         self._deleted_upto = max(self._deleted_upto, floor)
@@ -336,6 +348,24 @@ class SqliteBuffer(Buffer):
             db.executescript(f"PRAGMA incremental_vacuum({free_pages});")  # execute() would free one page only
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # busy (a reader) is fine: the next one does it
         return int(stored)
+
+    def _retained_upto(self, db: sqlite3.Connection, floor: int) -> int:
+        """The last delivered record to delete while retaining: older than ``retain_seconds``, and
+        then the oldest delivered ones while the store is over 80 % of ``max_bytes``."""
+        cutoff = time.time() - self.retain_seconds
+        (old,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM records WHERE seq <= ? AND received_at < ?",
+                            (floor, cutoff)).fetchone()
+        (stored,) = db.execute("SELECT bytes FROM stats").fetchone()
+        excess = stored - self.max_bytes * 0.8
+        if excess <= 0:
+            return int(old)
+        upto, freed = old, 0
+        for seq, size in db.execute("SELECT seq, length(body) FROM records WHERE seq > ? AND seq <= ? ORDER BY seq",
+                                    (old, floor)):
+            if freed >= excess:
+                break
+            upto, freed = seq, freed + size
+        return int(upto)
 
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
         try:
