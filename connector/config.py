@@ -74,6 +74,7 @@ class AdminConfig(ListenerConfig):
     """
 
     port: int = 8081
+    max_connections: int = 64  # operators and a scraper, not the internet
     token: Secret | None = None
 
 
