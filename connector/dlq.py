@@ -16,26 +16,8 @@ import msgspec
 from .admin_client import admin_url, check_same_buffer, client_options, refused
 from .config import Config
 from .errors import CommandError, ConfigError
-from .records import DeadLetter
+from .records import DeadLetter, DeadLetterView
 from .status import when
-
-
-class _Shown(msgspec.Struct):
-    """A dead letter as the admin listener shows it (its body as JSON)."""
-
-    id: int
-    sink: str
-    record_id: str
-    source: str
-    received_at: float
-    failed_at: float
-    attempts: int
-    reason: str
-    body: msgspec.Raw
-
-    def letter(self) -> DeadLetter:
-        return DeadLetter(self.id, self.sink, self.record_id, self.source, self.received_at, bytes(self.body),
-                          self.reason, self.attempts, self.failed_at)
 
 
 async def run_dlq(config: Config, action: str, ids: Sequence[int], everything: bool) -> int:
@@ -63,8 +45,8 @@ async def _through_daemon(client: httpx.AsyncClient, config: Config, action: str
     response = await client.get(admin_url(config, "/dead-letters"), params={"id": list(ids)})
     if error := refused(config, response):
         raise error
-    letters = [shown.letter() for shown in msgspec.json.decode(response.content, type=dict[str, list[_Shown]])
-               ["dead_letters"]]
+    shown = msgspec.json.decode(response.content, type=dict[str, list[DeadLetterView]])["dead_letters"]
+    letters = [view.letter() for view in shown]
     if action in ("list", "show"):
         _print(letters, action, ids)
     elif not set(ids) - {letter.id for letter in letters}:

@@ -12,7 +12,7 @@ from .errors import ConfigError
 from .logging import logger
 from .metrics import ComponentMetrics
 from .pipeline import Route
-from .secret import secret_fields
+from .secret import secret_fields, secret_list
 from .ingress.webhooks import RESERVED_PATHS
 MIN_SECRET_LENGTH = 16
 EXAMPLE_SECRET = "dev-secret-change-me"  # config.example.toml's and the README's: known to everyone
@@ -44,11 +44,11 @@ def config_warnings(config: Config) -> list[str]:
                for c in config.components() for name in secret_fields(type(c.config))]
     secrets.append(("admin.token", config.admin.token))
     for where, value in secrets:
-        for item in value if isinstance(value, (list, tuple)) else [value]:
+        for item in secret_list(value):
             if item == EXAMPLE_SECRET:
                 warnings.append(f"{where} is the example secret of the README and config.example.toml: anyone "
                                 "can sign deliveries with it; set your own (e.g. `openssl rand -hex 32`)")
-            elif isinstance(item, str) and item and len(item) < MIN_SECRET_LENGTH:
+            elif len(item) < MIN_SECRET_LENGTH:
                 warnings.append(f"{where} is shorter than {MIN_SECRET_LENGTH} characters: easy to guess, and logs "
                                 "only redact it where it stands alone")
     if not is_loopback(config.server.host) and not config.server.tls_cert:

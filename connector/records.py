@@ -49,3 +49,26 @@ class DeadLetter(msgspec.Struct, frozen=True):
     reason: str
     attempts: int
     failed_at: float
+
+
+class DeadLetterView(msgspec.Struct):
+    """A dead letter as the admin API sends it and the command line reads it: the body as the JSON it is."""
+
+    id: int
+    sink: str
+    record_id: str
+    source: str
+    received_at: float
+    failed_at: float
+    attempts: int
+    reason: str
+    body: msgspec.Raw
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterView:
+        return cls(letter.id, letter.sink, letter.record_id, letter.source, letter.received_at, letter.failed_at,
+                   letter.attempts, letter.reason, msgspec.Raw(letter.body))
+
+    def letter(self) -> DeadLetter:
+        return DeadLetter(self.id, self.sink, self.record_id, self.source, self.received_at, bytes(self.body),
+                          self.reason, self.attempts, self.failed_at)

@@ -25,10 +25,7 @@ def secret_values(config: msgspec.Struct) -> set[str]:
     """The values of the fields of ``config`` typed ``connector.Secret`` (strings, or lists)."""
     values: set[str] = set()
     for name in secret_fields(type(config)):
-        value = getattr(config, name)
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(item, str) and item:
-                values.add(item)
+        values.update(secret_list(getattr(config, name)))
     return values
 
 

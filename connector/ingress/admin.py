@@ -26,7 +26,7 @@ import msgspec
 from .. import metrics
 from ..buffer import Buffer
 from ..logging import logger
-from ..records import DeadLetter
+from ..records import DeadLetterView
 from ..tap import TapHub, stream_tap, tap_component
 from .asgi import Receive, Scope, Send, error_body, json, respond
 
@@ -46,20 +46,6 @@ class Daemon(Protocol):
     async def other_process_metrics(self) -> str | None: ...
 
     def other_process_tap(self, component: str | None) -> AsyncIterator[bytes] | None: ...
-
-
-class DeadLetterView(msgspec.Struct):
-    """A dead letter as the admin API shows it: the record's body as the JSON it is."""
-
-    id: int
-    sink: str
-    record_id: str
-    source: str
-    received_at: float
-    failed_at: float
-    attempts: int
-    reason: str
-    body: msgspec.Raw
 
 
 class DeadLetterAction(msgspec.Struct, forbid_unknown_fields=True):
@@ -141,7 +127,7 @@ class AdminApp:
                 await respond(send, 400, error_body("bad request", "id must be an integer"))
                 return
             letters = await buffer.dead_letters(ids)
-            await respond(send, 200, json.encode({"dead_letters": [_view(letter) for letter in letters]}))
+            await respond(send, 200, json.encode({"dead_letters": [DeadLetterView.of(letter) for letter in letters]}))
             return
         action = path.removeprefix("/dead-letters/")
         if action not in ("replay", "purge"):
@@ -165,11 +151,6 @@ class AdminApp:
         count = await (buffer.replay(asked.ids) if action == "replay" else buffer.purge(asked.ids))
         self.log.info(f"dead letters {action}ed", ids=asked.ids or "all", count=count)
         await respond(send, 200, json.encode({f"{action}ed": count}))
-
-
-def _view(letter: DeadLetter) -> DeadLetterView:
-    return DeadLetterView(letter.id, letter.sink, letter.record_id, letter.source, letter.received_at,
-                          letter.failed_at, letter.attempts, letter.reason, msgspec.Raw(letter.body))
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -345,8 +345,9 @@ class SqliteBuffer(Buffer):
         self._deleted_upto = max(self._deleted_upto, floor)
         (free_pages,) = db.execute("PRAGMA freelist_count").fetchone()
         if free_pages >= VACUUM_PAGES:  # a drained backlog: give the pages back, the files shrink
-            db.executescript(f"PRAGMA incremental_vacuum({free_pages});")  # execute() would free one page only
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # busy (a reader) is fine: the next one does it
+            with contextlib.suppress(sqlite3.Error):  # best effort (a full disk): the cursors are saved already
+                db.executescript(f"PRAGMA incremental_vacuum({free_pages});")  # execute() frees one page only
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # busy (a reader) is fine: the next one does it
         return int(stored)
 
     def _retained_upto(self, db: sqlite3.Connection, floor: int) -> int:
