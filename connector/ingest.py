@@ -22,8 +22,11 @@ from .ingress.admin import AdminApp
 from .ingress.httpserver import HTTPServer, Limits
 from .ingress.listening import Certificates
 from .ingress.webhooks import WebhookApp
-from .intake import Intake, PollingContext
+from .intake import Intake, PollingContext, checkpoint_name
+from .rates import RateHistory
 from .tap import TapHub
+
+CURSOR_SHOWN_CHARS = 200  # of a polling source's checkpoint, in /status
 
 
 @dataclass
@@ -60,11 +63,15 @@ class Ingest:
         self.server = public.serve(self.webhooks, "server", whole_body=self.webhooks)
         self.admin = AdminListener(admin.serve(AdminApp(self, config.admin.token), "admin"))
         self.certificates = [listener.certificates for listener in (public, admin) if listener.certificates]
+        self.graph = {kind: {name: {"type": component.config.type_name(), "inputs": component.inputs}
+                             for name, component in getattr(config, kind).items()}
+                      for kind in ("sources", "mappers", "sinks")}
+        self.rates = RateHistory()
         self._served = anyio.Event()
         self._polling: list[anyio.CancelScope] = []  # one per running polling source
 
     def tasks(self) -> list[Task]:
-        return [Task("server", self._serve),
+        return [Task("server", self._serve), Task("rates", self._sample_rates),
                 *(Task(source.name, lambda s=source: self._poll(s)) for source in self.sources.polling)]
 
     async def drain(self) -> None:
@@ -95,6 +102,9 @@ class Ingest:
             self._served.set()
 
     # what the admin listener shows of the daemon (admin.Daemon) --------------------------------
+    def rate_history(self) -> dict[str, Any]:
+        return self.rates.view()
+
     async def other_process_metrics(self) -> str | None:
         return await self.delivery.metrics()
 
@@ -108,12 +118,30 @@ class Ingest:
         refusals, paused; the buffer's state; whether a delivery can be stored now."""
         sources: dict[str, Any] = self.webhooks.source_status()
         for source in self.sources.polling:
+            cursor = await self.buffer.checkpoint(checkpoint_name(source.name))
             sources[source.name] = {"received": self.intake.received.get(source.name, 0),
-                                    "paused": self.intake.paused.get(source.name)}
+                                    "paused": self.intake.paused.get(source.name),
+                                    "last_poll": self.intake.polled_at.get(source.name),
+                                    "cursor": None if cursor is None else
+                                    cursor.decode(errors="replace")[:CURSOR_SHOWN_CHARS]}
+        sinks = await self.delivery.sink_status()
+        oldest = await self.buffer.oldest_pending() if any(sink["lag"] for sink in sinks.values()) else {}
+        for name, sink in sinks.items():
+            sink["oldest_pending_at"] = oldest.get(name) if sink["lag"] else None
         return {"running": True, "ready": await self.webhooks.ready(),
                 "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy,
-                           "location": self.buffer.location},
-                "sinks": await self.delivery.sink_status(), "sources": sources}
+                           "location": self.buffer.location, "max_bytes": self.buffer.max_bytes,
+                           "free_disk_bytes": self.buffer.free_disk_bytes()},
+                "sinks": sinks, "sources": sources, "graph": self.graph}
+
+    async def _sample_rates(self) -> None:
+        """Feed the rate history (the console's charts) while the daemon runs."""
+        while True:
+            sinks = await self.delivery.sink_status()
+            self.rates.sample({"sources": {name: float(self.intake.received.get(name, 0))
+                                           for name in self.sources.names()},
+                               "sinks": {name: float(sink["delivered"] or 0) for name, sink in sinks.items()}})
+            await anyio.sleep(self.rates.every)
 
 
 class AdminListener:

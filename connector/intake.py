@@ -31,6 +31,7 @@ class Intake:
         self.stopping = False
         self.paused: dict[str, str] = {}  # polling sources that cannot fetch, with the reason
         self.received: dict[str, int] = {}  # records stored, by source, since this process started
+        self.polled_at: dict[str, float] = {}  # polling sources: when a poll last stored its outcome
         self._received: dict[str, Any] = {}
 
     async def store(self, source: str, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
@@ -75,6 +76,7 @@ class PollingContext:
 
     async def append(self, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
         await self._intake.store(self.name, records, checkpoint)
+        self._intake.polled_at[self.name] = time.time()
 
     async def checkpoint(self) -> bytes | None:
         return await self._intake.buffer.checkpoint(checkpoint_name(self.name))

@@ -45,6 +45,7 @@ class Buffer(abc.ABC):
 
     durable: bool = True
     location = "memory"  # where the records are: the same for every process of one daemon's config
+    max_bytes: int | None = None  # the most the records may take (None: no bound in bytes)
 
     def __init__(self) -> None:
         self._appended = anyio.Event()
@@ -136,6 +137,15 @@ class Buffer(abc.ABC):
     @abc.abstractmethod
     def lag(self) -> dict[str, int]:
         """Per sink, how many records are stored after its committed cursor (cheap: no I/O)."""
+
+    async def oldest_pending(self) -> dict[str, float]:
+        """Per sink with records after its committed cursor, when the oldest of them was received
+        (the age of its lag); a kind that cannot tell cheaply leaves sinks out."""
+        return {}
+
+    def free_disk_bytes(self) -> int | None:
+        """Free bytes on the filesystem that holds the records (None: not on a local disk)."""
+        return None
 
 
 class CursorTracker:

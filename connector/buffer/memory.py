@@ -106,6 +106,14 @@ class MemoryBuffer(Buffer):
             del self._dead[d.id]
         return len(chosen)
 
+    async def oldest_pending(self) -> dict[str, float]:
+        oldest = {}
+        for sink, cursor in self._cursors.items():
+            first = bisect.bisect_right(self._seqs, cursor.committed)
+            if first < len(self._records):
+                oldest[sink] = self._records[first].received_at
+        return oldest
+
     def lag(self) -> dict[str, int]:
         return {
             sink: len(self._seqs) - bisect.bisect_right(self._seqs, c.committed)

@@ -6,10 +6,12 @@ Routes (``connector status | tap | dlq`` use them; the console will too):
 - ``GET /status``: sinks (lag, delivered, dead letters, paused, last error), sources (received,
   last test delivery, last refusals, paused polling sources), the buffer;
 - ``GET /tap[?component=NAME]``: NDJSON of what components emit, live;
+- ``GET /rates``: received/s per source and delivered/s per sink over the last minutes;
+- ``GET /`` (and its ``/console.js``, ``/console.css``): the web console, which reads the routes above;
 - ``GET /dead-letters[?id=N...]``; ``POST /dead-letters/replay`` and ``/dead-letters/purge`` with
   ``{"ids": [...]}`` or ``{"all": true}``.
 
-With ``[admin] token`` set, every route but ``/healthz`` and ``/metrics`` needs ``Authorization:
+With ``[admin] token`` set, every route but ``/healthz``, ``/metrics`` and the console's files needs ``Authorization:
 Bearer <token>`` (compared in constant time; 401 otherwise, logged without the token).
 """
 
@@ -29,8 +31,9 @@ from ..logging import logger
 from ..records import DeadLetterView
 from ..tap import TapHub, stream_tap, tap_component
 from .asgi import Receive, Scope, Send, error_body, json, respond
+from .console_files import FILES, ConsoleFiles
 
-OPEN_PATHS = ("/healthz", "/metrics")
+OPEN_PATHS = ("/healthz", "/metrics", *FILES)  # the console's files hold no data: its requests need the token
 MAX_REQUEST_BYTES = 1_048_576
 _TEXT = {"content-type": "text/plain; version=0.0.4"}
 
@@ -42,6 +45,8 @@ class Daemon(Protocol):
     taps: TapHub
 
     async def status(self) -> dict[str, Any]: ...
+
+    def rate_history(self) -> dict[str, Any]: ...
 
     async def other_process_metrics(self) -> str | None: ...
 
@@ -63,6 +68,7 @@ class AdminApp:
         self.expected = f"Bearer {token}".encode() if token else None
         self.log = logger("admin")
         self._last_refusal_logged = 0.0
+        self.console = ConsoleFiles()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +82,7 @@ class AdminApp:
             await self._dead_letters(scope, receive, send)
             return
         handler = {"/healthz": self._healthz, "/metrics": self._metrics, "/status": self._status,
-                   "/tap": self._tap}.get(path)
+                   "/tap": self._tap, "/rates": self._rates}.get(path, self._console if path in FILES else None)
         if handler is None:
             await respond(send, 404, error_body("not found", f"no admin route at {path}"))
         elif method not in ("GET", "HEAD"):
@@ -107,6 +113,12 @@ class AdminApp:
 
     async def _status(self, scope: Scope, receive: Receive, send: Send) -> None:
         await respond(send, 200, json.encode(await self.daemon.status()))
+
+    async def _console(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.console.serve(scope["path"], send)
+
+    async def _rates(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await respond(send, 200, json.encode(self.daemon.rate_history()))
 
     async def _tap(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream NDJSON lines of what a component (``?component=NAME``, or all) emits."""

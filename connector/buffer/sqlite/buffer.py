@@ -191,11 +191,9 @@ class SqliteBuffer(Buffer):
     def _look_at_the_disk(self) -> None:
         if not self.min_free_bytes or self.appended_elsewhere:
             return
-        try:
-            status = os.statvfs(os.path.dirname(self.path) or ".")
-        except OSError:
+        free = self.free_disk_bytes()
+        if free is None:
             return  # the next append says what is wrong
-        free = status.f_bavail * status.f_frsize
         was = self.low_disk
         if free < self.min_free_bytes:
             self.low_disk = (f"the buffer's disk has {free:,} bytes free, below buffer.min_free_bytes "
@@ -417,6 +415,31 @@ class SqliteBuffer(Buffer):
 
     def lag(self) -> dict[str, int]:
         return {sink: max(0, self._last_seq - c.committed) for sink, c in self._cursors.items()}
+
+    async def oldest_pending(self) -> dict[str, float]:
+        """From the saved cursors (the process that delivers saves them within a second)."""
+        def select() -> list[tuple[str, float | None]]:
+            assert self._reader is not None
+            return [(sink, *self._reader.execute(
+                "SELECT (SELECT received_at FROM records WHERE seq > "
+                "COALESCE((SELECT seq FROM cursors WHERE sink = ?), 0) ORDER BY seq LIMIT 1)", (sink,)).fetchone())
+                for sink in self._cursors]
+
+        if self._reader is None:
+            return {}
+        try:
+            async with self._read_lock:
+                rows = await self._in_thread(select)
+        except sqlite3.Error:
+            return {}
+        return {sink: at for sink, at in rows if at is not None}
+
+    def free_disk_bytes(self) -> int | None:
+        try:
+            status = os.statvfs(os.path.dirname(self.path) or ".")
+        except OSError:
+            return None
+        return status.f_bavail * status.f_frsize
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a write on the writer thread, after the writes queued before it."""

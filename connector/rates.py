@@ -1,0 +1,44 @@
+"""Recent rates kept in the daemon's memory: records received per source and messages delivered per
+sink, a sample every few seconds over the last minutes, for the console's charts."""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+SAMPLE_SECONDS = 5.0
+KEEP_SAMPLES = 120  # ten minutes
+
+
+class RateHistory:
+    """Turns running totals, given each sample, into per-second rates, the newest last."""
+
+    def __init__(self, every: float = SAMPLE_SECONDS, keep: int = KEEP_SAMPLES):
+        self.every = every
+        self._times: collections.deque[float] = collections.deque(maxlen=keep)
+        self._rates: dict[str, dict[str, collections.deque[float]]] = {"sources": {}, "sinks": {}}
+        self._last: tuple[float, dict[str, dict[str, float]]] | None = None
+
+    def sample(self, totals: dict[str, dict[str, float]], at: float | None = None) -> None:
+        """Record ``totals`` (``{"sources": {name: received}, "sinks": {name: delivered}}``) as of ``at``.
+        A total that went down (a delivery process restarted) counts from zero again."""
+        at = time.time() if at is None else at
+        if self._last is not None:
+            then, before = self._last
+            elapsed = max(at - then, 1e-9)
+            self._times.append(at)
+            for kind, counts in totals.items():
+                series = self._rates[kind]
+                for name, count in counts.items():
+                    previous = before.get(kind, {}).get(name, 0.0)
+                    rate = (count - previous if count >= previous else count) / elapsed
+                    if name not in series:
+                        series[name] = collections.deque([0.0] * (len(self._times) - 1), maxlen=self._times.maxlen)
+                    series[name].append(round(rate, 3))
+        self._last = (at, {kind: dict(counts) for kind, counts in totals.items()})
+
+    def view(self) -> dict[str, Any]:
+        """What ``/rates`` answers: sample times and, per source and sink, its rate at each."""
+        return {"every_seconds": self.every, "times": list(self._times),
+                **{kind: {name: list(rates) for name, rates in series.items()} for kind, series in self._rates.items()}}
