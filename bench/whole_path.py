@@ -5,7 +5,8 @@
   3. connector, sqlite buffer, as configured by default (on 2+ cores its sinks run in a second
      process; 3b: all in one process, delivery_process = false; 3j: the Jebbit mapper replaced by
      jq_mapper.py's tuned jq program; 3t: the default over HTTPS, the listener's own TLS with a
-     certificate made by trustme); 4. connector, nats buffer.
+     certificate made by trustme; 3c: the default with the web console open in a headless Chromium,
+     polling as it does, with --console); 4. connector, nats buffer.
 wrk sends pre-signed, all-distinct deliveries over 64 connections for --seconds; Segment is a fast
 local fake. Counted as a user counts: deliveries (one request, one experience, two Segment
 messages). Prints accepted/s, delivered/s (deliveries whose two messages arrived, divided by the
@@ -71,6 +72,21 @@ def certificate(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def open_console(admin_url: str):
+    """The console's overview open in a headless Chromium (it polls /status and /rates as it does
+    for an operator); returns what closes it."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=shutil.which("chromium"))
+    page = browser.new_page()
+    page.goto(admin_url + "/#overview")
+    page.wait_for_selector("tr[data-sink]")
+    return lambda: (browser.close(), playwright.stop())
+
+
 def presign(path: Path, count: int) -> None:
     now = int(time.time())
     with path.open("w") as out:
@@ -128,6 +144,8 @@ def main() -> None:
     parser.add_argument("--skip-nats", action="store_true")
     parser.add_argument("--skip-tls", action="store_true")
     parser.add_argument("--skip-jq", action="store_true")
+    parser.add_argument("--console", action="store_true", help="add 3c: the default with the console open")
+    parser.add_argument("--only-sqlite", action="store_true", help="only the ceiling, the peer, 3 (and 3c)")
     parser.add_argument("--record", action="store_true", help="write the figures into bench/README.md")
     args = parser.parse_args()
     presigned = Path(tempfile.mkdtemp(prefix="connector-bench-")) / "presigned.tsv"
@@ -156,19 +174,22 @@ def main() -> None:
         fake_process.terminate()
         fake_process.wait()
 
-    buffers = [("3 connector, sqlite buffer (default)", 'type = "sqlite"', "", None),
-               ("3b connector, sqlite, one process", 'type = "sqlite"\n\n[service]\ndelivery_process = false', "",
-                None)]
-    if not args.skip_jq:  # the same two messages from a jq program (jq_mapper.py's tuned one)
+    buffers = [("3 connector, sqlite buffer (default)", 'type = "sqlite"', "", None)]
+    if args.console:
+        buffers.append(("3c connector, sqlite, console open", 'type = "sqlite"', "", "console"))
+    if not args.only_sqlite:
+        buffers.append(("3b connector, sqlite, one process", 'type = "sqlite"\n\n[service]\ndelivery_process = false',
+                        "", None))
+    if not args.skip_jq and not args.only_sqlite:  # the same two messages from a jq program (jq_mapper.py's tuned one)
         from jq_mapper import TUNED
 
         buffers.append(("3j connector, sqlite, jq mapper", 'type = "sqlite"', "", TUNED))
-    if not args.skip_tls:
+    if not args.skip_tls and not args.only_sqlite:
         cert, key = certificate(presigned.parent)
         buffers.append(("3t connector, sqlite, HTTPS", 'type = "sqlite"', f'tls_cert = "{cert}"\ntls_key = "{key}"\n',
                         None))
     nats_process = None
-    if not args.skip_nats:
+    if not args.skip_nats and not args.only_sqlite:
         nats_url = args.nats_url
         if nats_url is None:
             nats_process, nats_url = start_nats()
@@ -179,10 +200,13 @@ def main() -> None:
         try:
             def start_connector(buffer=buffer, tls=tls, program=program, fake_url=fake_url):
                 config = (CONNECTOR % (buffer, SECRET, fake_url)).replace("port = {port}\n", "port = {port}\n" + tls)
-                if program is not None:
+                if program not in (None, "console"):
                     config = config.replace('type = "jebbit_to_segment"', 'type = "jq"\nprogram = ' + repr_toml(program))
                 daemon = start_daemon(config)
                 url = daemon.base_url.replace("http:", "https:") if tls else daemon.base_url
+                if program == "console":
+                    close_console = open_console(daemon.admin_url)
+                    return (lambda: (close_console(), daemon.stop())), url, daemon.process.pid
                 return daemon.stop, url, daemon.process.pid
 
             rows.append(scenario(name, start_connector, fake_url, args.seconds, env, True))

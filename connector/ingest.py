@@ -125,9 +125,10 @@ class Ingest:
                                     "cursor": None if cursor is None else
                                     cursor.decode(errors="replace")[:CURSOR_SHOWN_CHARS]}
         sinks = await self.delivery.sink_status()
-        oldest = await self.buffer.oldest_pending() if any(sink["lag"] for sink in sinks.values()) else {}
+        waiting = [name for name, sink in sinks.items() if sink["lag"]]
+        oldest = await self.buffer.oldest_pending(waiting) if waiting else {}
         for name, sink in sinks.items():
-            sink["oldest_pending_at"] = oldest.get(name) if sink["lag"] else None
+            sink["oldest_pending_at"] = oldest.get(name)
         return {"running": True, "ready": await self.webhooks.ready(),
                 "buffer": {"bytes": self.buffer.stored_bytes, "healthy": self.buffer.healthy,
                            "location": self.buffer.location, "max_bytes": self.buffer.max_bytes,

@@ -138,9 +138,9 @@ class Buffer(abc.ABC):
     def lag(self) -> dict[str, int]:
         """Per sink, how many records are stored after its committed cursor (cheap: no I/O)."""
 
-    async def oldest_pending(self) -> dict[str, float]:
-        """Per sink with records after its committed cursor, when the oldest of them was received
-        (the age of its lag); a kind that cannot tell cheaply leaves sinks out."""
+    async def oldest_pending(self, sinks: Sequence[str]) -> dict[str, float]:
+        """Per sink of ``sinks`` with records after its committed cursor, when the oldest of them
+        was received (the age of its lag); a kind that cannot tell cheaply leaves sinks out."""
         return {}
 
     def free_disk_bytes(self) -> int | None:

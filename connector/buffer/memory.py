@@ -106,9 +106,10 @@ class MemoryBuffer(Buffer):
             del self._dead[d.id]
         return len(chosen)
 
-    async def oldest_pending(self) -> dict[str, float]:
+    async def oldest_pending(self, sinks: Sequence[str]) -> dict[str, float]:
         oldest = {}
-        for sink, cursor in self._cursors.items():
+        for sink in sinks:
+            cursor = self._cursors[sink]
             first = bisect.bisect_right(self._seqs, cursor.committed)
             if first < len(self._records):
                 oldest[sink] = self._records[first].received_at

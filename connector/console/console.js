@@ -211,8 +211,9 @@ function renderOverview() {
       svgEl("rect", { width: NODE_W, height: NODE_H, rx: 8 }),
       svgEl("text", { x: 10, y: 20, class: "name", text: name }),
       svgEl("text", { x: 10, y: 37, class: "kind", text: component.type }));
-      lines.figures.forEach((figure, index) => node.append(svgEl("text", { x: 10, y: 53 + index * 15, class: "figure", text: figure })));
-      if (lines.alert) node.append(svgEl("text", { x: 10, y: 68, class: "alert", text: lines.alert.slice(0, 30) }));
+      const figures = lines.alert ? lines.figures.slice(0, 1) : lines.figures; // an alert takes the last line
+      figures.forEach((figure, index) => node.append(svgEl("text", { x: 10, y: 53 + index * 15, class: "figure", text: figure })));
+      if (lines.alert) node.append(svgEl("text", { x: 10, y: 68, class: "alert", text: lines.alert.slice(0, 32) }));
       drawing.append(node);
     }
   }
@@ -227,12 +228,14 @@ function nodeLines(kind, name, component) {
     const source = status.sources[name] || {};
     const refused = (source.refusals || []).length;
     return { figures: [`received ${number(source.received)} · ${perSecond(latestRate("sources", name))}`],
-      alert: source.paused ? `PAUSED ${source.paused}` : refused ? `${refused} refused recently` : null };
+      alert: source.paused ? `PAUSED ${source.paused}` : refused ? `${refused} refused: see Sources` : null };
   }
   if (kind === "sinks") {
     const sink = status.sinks[name] || {};
-    return { figures: [`delivered ${number(sink.delivered)} · ${perSecond(latestRate("sinks", name))}`],
-      alert: sink.paused ? `PAUSED ${sink.paused}` : sink.lag ? `lag ${number(sink.lag)} · ${age(sink.oldest_pending_at)}` : null };
+    const waiting = sink.lag ? `lag ${number(sink.lag)} (${age(sink.oldest_pending_at)})` : "lag 0";
+    const dead = sink.dead_letters ? `${number(sink.dead_letters)} dead letters` : null;
+    return { figures: [`delivered ${number(sink.delivered)} · ${perSecond(latestRate("sinks", name))}`,
+      [waiting, dead].filter(Boolean).join(" · ")], alert: sink.paused ? `PAUSED ${sink.paused}` : null };
   }
   return { figures: [`reads ${component.inputs.join(", ")}`], alert: null };
 }
@@ -368,7 +371,8 @@ function renderLetters() {
       el("td", {}, el("code", { text: letter.record_id })),
       el("td", {},
         el("button", { type: "button", class: "quiet", "aria-expanded": view.open.has(id) ? "true" : "false",
-          "aria-controls": `payload-${id}`, "aria-label": `Show the payload of dead letter ${id}`, text: "Payload",
+          "aria-controls": `payload-${id}`, "aria-label": `${view.open.has(id) ? "Hide" : "Show"} the payload of dead letter ${id}`,
+          text: view.open.has(id) ? "Hide payload" : "Payload",
           onclick: () => togglePayload(id) }),
         el("button", { type: "button", "aria-label": `Replay dead letter ${id}`, text: "Replay", onclick: () => act("replay", [id]) }),
         el("button", { type: "button", class: "danger", "aria-label": `Purge dead letter ${id}`, text: "Purge",

@@ -53,16 +53,24 @@ def test_sinks_run_in_a_second_process_with_readiness_status_and_metrics(daemon_
     env = {"SEGMENT_WRITE_KEY": "test-write-key", "SEGMENT_ENDPOINT": fake_segment.url}
     daemon = daemon_factory(CONFIG, env=env).start()
     (delivery,) = wait_until(lambda: daemon.children())
+    started = time.time()
     for n in range(50):
         assert post(daemon, n).status_code == 200
     # Segment refuses: the child's sink pauses (its state shows once the child has published it)
     paused = wait_until(lambda: daemon.admin_get("/status").json()["sinks"].get("segment", {}).get("paused"))
     assert "write_key" in paused
+    status = wait_until(lambda: (now := daemon.admin_get("/status").json())["sinks"]["segment"]["oldest_pending_at"]
+                        and now)  # what the console shows: the age of the oldest waiting record
+    assert status["sinks"]["segment"]["lag"] > 0 and started <= status["sinks"]["segment"]["oldest_pending_at"]
+    assert status["graph"]["sinks"]["segment"] == {"type": "segment", "inputs": ["jebbit_segment"]}
+    assert status["graph"]["sources"]["jebbit"] == {"type": "jebbit", "inputs": []}
+    assert status["buffer"]["max_bytes"] == 1 << 30 and status["buffer"]["free_disk_bytes"] > 0
     assert daemon.get("/readyz").status_code == 200  # webhooks are still stored: a balancer keeps sending them
     fake_segment.write_key = "test-write-key"
     wait_until(lambda: len(fake_segment.message_ids()) == 100, timeout=20)
     wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["segment"]["paused"] is None)
     wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["segment"]["delivered"] == 100)
+    assert daemon.admin_get("/status").json()["sinks"]["segment"]["oldest_pending_at"] is None
     assert 'connector_component_sent_events_total{component="segment"} 100.0' in daemon.admin_get("/metrics").text
     assert daemon.stop() == 0
     assert not Path(f"/proc/{delivery}").exists(), "the delivery process stops with the daemon"

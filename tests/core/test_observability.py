@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+from connector.rates import RateHistory
 from connector.testing import wait_until
 
 CONFIG = """
@@ -139,3 +140,17 @@ def test_the_per_request_metrics_read_as_prometheus_client_would_write_them():
     reference_counter.labels("sprig", "401").inc()
     created = [line for line in generate_latest(theirs).decode().splitlines() if "_created" not in line]
     assert generate_latest(ours).decode().splitlines() == created
+
+
+def test_the_rate_history_turns_totals_into_rates_per_second_and_survives_a_reset():
+    history = RateHistory(every=5, keep=3)
+    history.sample({"sources": {"jebbit": 0}, "sinks": {"segment": 0}}, at=100)
+    assert history.view() == {"every_seconds": 5, "times": [], "sources": {}, "sinks": {}}
+    history.sample({"sources": {"jebbit": 50}, "sinks": {"segment": 100}}, at=105)
+    history.sample({"sources": {"jebbit": 50}, "sinks": {"segment": 10, "archive": 20}}, at=110)  # a restart: 10 new
+    history.sample({"sources": {"jebbit": 60}, "sinks": {"segment": 20, "archive": 20}}, at=115)
+    history.sample({"sources": {"jebbit": 70}, "sinks": {"segment": 30, "archive": 30}}, at=120)
+    view = history.view()
+    assert view["times"] == [110, 115, 120]  # the last three kept
+    assert view["sources"] == {"jebbit": [0.0, 2.0, 2.0]}
+    assert view["sinks"] == {"segment": [2.0, 2.0, 2.0], "archive": [4.0, 0.0, 2.0]}  # a new sink starts at once

@@ -293,4 +293,6 @@ inputs = ["sprig_api", "sprig_api_eu"]''')
         return len(ids) - eu, eu
 
     wait_until(lambda: per_source()[0] > 0 and per_source()[0] == per_source()[1])  # each source, every row
+    polled = daemon.admin_get("/status").json()["sources"]["sprig_api_eu"]
+    assert polled["paused"] is None and polled["last_poll"] > 0 and polled["cursor"]  # as the console shows it
     assert daemon.stop() == 0  # both pollers cancelled, the daemon drained

@@ -416,14 +416,14 @@ class SqliteBuffer(Buffer):
     def lag(self) -> dict[str, int]:
         return {sink: max(0, self._last_seq - c.committed) for sink, c in self._cursors.items()}
 
-    async def oldest_pending(self) -> dict[str, float]:
+    async def oldest_pending(self, sinks: Sequence[str]) -> dict[str, float]:
         """From the saved cursors (the process that delivers saves them within a second)."""
         def select() -> list[tuple[str, float | None]]:
             assert self._reader is not None
             return [(sink, *self._reader.execute(
                 "SELECT (SELECT received_at FROM records WHERE seq > "
                 "COALESCE((SELECT seq FROM cursors WHERE sink = ?), 0) ORDER BY seq LIMIT 1)", (sink,)).fetchone())
-                for sink in self._cursors]
+                for sink in sinks]
 
         if self._reader is None:
             return {}
