@@ -40,6 +40,7 @@ class SinkState(msgspec.Struct):
     delivered: float = 0
     dead_letters: float = 0
     paused: str | None = None
+    stalled: str | None = None  # its records wait in the buffer and are not handed out (Buffer.stalls)
     last_error: str | None = None
     last_error_at: float | None = None
     updated_at: float = 0.0
@@ -92,6 +93,7 @@ class LocalDelivery:
     def states(self) -> dict[str, SinkState]:
         """The state of each sink this process runs."""
         lag = self.buffer.lag()
+        stalls = self.buffer.stalls()
         states = {}
         for p in self.pipelines:
             error, at = p.acks.last_error or (None, None)
@@ -99,7 +101,8 @@ class LocalDelivery:
                 lag=lag.get(p.name, 0),
                 delivered=metrics.sample("connector_component_sent_events_total", component=p.name),
                 dead_letters=metrics.sample("connector_dead_letters_total", sink=p.name),
-                paused=p.acks.paused_reason, last_error=error, last_error_at=at, updated_at=time.time())
+                paused=p.acks.paused_reason, stalled=stalls.get(p.name), last_error=error, last_error_at=at,
+                updated_at=time.time())
         return states
 
     async def metrics(self) -> str | None:

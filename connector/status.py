@@ -32,10 +32,12 @@ async def show_status(config: Config) -> int:
     for name, sink in status["sinks"].items():
         delivered = "-" if sink["delivered"] is None else f"{int(sink['delivered']):,}"
         error = "-"
-        if sink["last_error"]:
+        if sink.get("stalled"):
+            error = sink["stalled"]
+        elif sink["last_error"]:
             error = f"{when(sink['last_error_at'])} {sink['last_error']}"
         rows.append((name, f"{sink['lag']:,}", delivered, f"{int(sink['dead_letters']):,}",
-                     "paused" if sink["paused"] else "ok", error))
+                     "paused" if sink["paused"] else "STALLED" if sink.get("stalled") else "ok", error))
     _print_table(rows)
     sources = [("SOURCE", "RECEIVED", "LAST TEST DELIVERY", "LAST REFUSED")]
     for name, source in status.get("sources", {}).items():

@@ -143,6 +143,10 @@ class Buffer(abc.ABC):
         was received (the age of its lag); a kind that cannot tell cheaply leaves sinks out."""
         return {}
 
+    def stalls(self) -> dict[str, str]:
+        """Sinks whose records wait but are not handed out, with why (nats: a stuck or paused consumer)."""
+        return {}
+
     def free_disk_bytes(self) -> int | None:
         """Free bytes on the filesystem that holds the records (None: not on a local disk)."""
         return None

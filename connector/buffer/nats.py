@@ -13,7 +13,10 @@ which the duplicate window drops).
 Durability comes from replication: a single server acknowledges before it syncs to disk, so run
 production with ``replicas = 3``. Every append is answered within ``publish_timeout_seconds``
 (JetStream's ack, or ``BufferUnavailable``: the ingress's 503, never a hanging request); a probe
-once a second keeps ``healthy`` (``/readyz``) true to whether the stream can store. A server
+once a second keeps ``healthy`` (``/readyz``) true to whether the stream can store, and watches
+each sink's consumer: records waiting on the server while the sink asks and gets nothing for
+``stall_seconds`` is a stall, logged, shown in ``/status`` and mended by binding the consumer
+again (a consumer paused on the server is shown, not overridden: someone paused it). A server
 below ``MIN_SERVER`` (releases with known losses of acknowledged data) is refused at start
 unless ``allow_unsafe_server``.
 """
@@ -52,6 +55,7 @@ HEADER_SINK = "Connector-Sink"
 HEADER_RECORD_ID = "Connector-Record-Id"
 FETCH_TIMEOUT_SECONDS = 0.5
 PROBE_SECONDS = 1.0  # how often the stream's ability to store is asked, and the sinks' lag
+MAX_ACK_PENDING = 20_000  # records a consumer hands out unacknowledged, over all daemons
 MIN_SERVER = (2, 10, 23)  # 2.10.20-2.10.22 lost acknowledged writes on a crash (Jepsen, 2025-12)
 
 
@@ -60,7 +64,8 @@ class NatsBufferConfig(BufferConfig, tag="nats"):
     ``token`` or ``creds_file``; TLS: ``tls_ca``, ``tls_cert``, ``tls_key``. ``replicas`` of
     the streams (use 3 in production), retention limits ``max_bytes`` and ``max_age_seconds``,
     ``duplicate_window_seconds``, and ``ack_wait_seconds`` after which an unacknowledged record
-    goes to another daemon. At start, the daemon waits up to ``startup_wait_seconds`` for NATS."""
+    goes to another daemon. At start, the daemon waits up to ``startup_wait_seconds`` for NATS.
+    A sink's consumer handing out nothing for ``stall_seconds`` while records wait is re-bound."""
 
     url: str | list[str] = "nats://127.0.0.1:4222"
     stream: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "connector"
@@ -79,6 +84,7 @@ class NatsBufferConfig(BufferConfig, tag="nats"):
     connect_timeout_seconds: float = 5.0
     startup_wait_seconds: float = 30.0
     publish_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    stall_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     allow_unsafe_server: bool = False
 
     def build(self, config_dir: str) -> Buffer:
@@ -110,6 +116,9 @@ class NatsBuffer(Buffer):
         self._subs: dict[str, Any] = {}
         self._held: dict[str, dict[int, Any]] = {}
         self._pending: dict[str, int] = {}
+        self._asked_at: dict[str, float] = {}  # when the sink last fetched (it is not paused)
+        self._handed_at: dict[str, float] = {}  # when a fetch last returned records, or the consumer was bound
+        self._stalls: dict[str, str] = {}
         self._kv: Any = None
 
     # lifecycle -------------------------------------------------------------------------------
@@ -153,6 +162,7 @@ class NatsBuffer(Buffer):
             self._subs[sink] = await self._consumer(sink)
             self._held[sink] = {}
             self._pending[sink] = 0
+            self._handed_at[sink] = time.monotonic()
 
     def _check_server(self) -> None:
         """Refuse a server below ``MIN_SERVER`` (or warn, with ``allow_unsafe_server``)."""
@@ -200,7 +210,7 @@ class NatsBuffer(Buffer):
         durable = f"{self.stream}_{_token(sink)}"
         config = api.ConsumerConfig(durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT,
                                     ack_wait=self.config.ack_wait_seconds, max_deliver=-1,
-                                    max_ack_pending=20_000, deliver_policy=api.DeliverPolicy.ALL)
+                                    max_ack_pending=MAX_ACK_PENDING, deliver_policy=api.DeliverPolicy.ALL)
         return await self._js.pull_subscribe(f"{self.stream}.records.>", durable=durable, stream=self.stream,
                                              config=config)
 
@@ -275,6 +285,38 @@ class NatsBuffer(Buffer):
             with anyio.fail_after(PROBE_SECONDS):
                 consumer = await self._js.consumer_info(self.stream, f"{self.stream}_{_token(sink)}")
             self._pending[sink] = consumer.num_pending + consumer.num_ack_pending - len(self._held[sink])
+            await self._watch_for_stall(sink, consumer)
+
+    async def _watch_for_stall(self, sink: str, consumer: Any) -> None:
+        """A stall: records wait to be handed out (and the consumer may hand them out), the sink
+        asks for them, and gets none for ``stall_seconds``."""
+        now = time.monotonic()
+        asking = now - self._asked_at.get(sink, 0.0) < FETCH_TIMEOUT_SECONDS + 2 * PROBE_SECONDS
+        if not (asking and consumer.num_pending > 0 and consumer.num_ack_pending < MAX_ACK_PENDING):
+            self._handed_at[sink] = now  # nothing to hand out, or the sink is paused: nothing is late
+            self._stalls.pop(sink, None)
+            return
+        if getattr(consumer, "paused", False):
+            if sink not in self._stalls:
+                self.log.error("a sink's nats consumer is paused on the server; its records wait", sink=sink,
+                               consumer=consumer.name, pending=consumer.num_pending)
+            self._stalls[sink] = (f"its consumer {consumer.name} is paused on the server (nats consumer pause); "
+                                  f"{consumer.num_pending} records wait: resume it (nats consumer resume)")
+            return
+        silent = now - self._handed_at[sink]
+        if silent < self.config.stall_seconds:
+            return
+        self._stalls[sink] = (f"{consumer.num_pending} records waited and the consumer {consumer.name} handed out "
+                              f"none for {silent:.0f} s (buffer.stall_seconds); bound again")
+        self.log.error("a sink's nats consumer stalled; binding it again", sink=sink, consumer=consumer.name,
+                       pending=consumer.num_pending, silent_seconds=round(silent))
+        with contextlib.suppress(Exception):
+            await self._subs[sink].unsubscribe()
+        self._subs[sink] = await self._consumer(sink)
+        self._handed_at[sink] = now  # the new binding gets stall_seconds of its own
+
+    def stalls(self) -> dict[str, str]:
+        return dict(self._stalls)
 
     # records ---------------------------------------------------------------------------------
     async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
@@ -315,6 +357,7 @@ class NatsBuffer(Buffer):
         return headers
 
     async def read(self, sink: str, limit: int) -> list[Record]:
+        self._asked_at[sink] = time.monotonic()
         try:
             messages = await self._subs[sink].fetch(batch=limit, timeout=FETCH_TIMEOUT_SECONDS)
         except (nats.errors.TimeoutError, TimeoutError):
@@ -323,6 +366,9 @@ class NatsBuffer(Buffer):
             self.log.warning("nats fetch failed", sink=sink, error=type(exc).__name__)
             await anyio.sleep(FETCH_TIMEOUT_SECONDS)
             return []
+        if messages:
+            self._handed_at[sink] = time.monotonic()
+            self._stalls.pop(sink, None)
         held = self._held[sink]
         records = []
         for msg in messages:

@@ -136,10 +136,10 @@ async function refreshStatus() {
     return;
   }
   const status = view.status;
-  const paused = Object.entries(status.sinks).filter(([, sink]) => sink.paused).map(([name]) => name);
+  const paused = Object.entries(status.sinks).filter(([, sink]) => sink.paused || sink.stalled).map(([name]) => name);
   const parts = [status.ready ? "Webhooks accepted" : "Webhooks REFUSED (503)"];
   if (!status.buffer.healthy) parts.push("buffer NOT WRITABLE");
-  if (paused.length) parts.push(`paused: ${paused.join(", ")}`);
+  if (paused.length) parts.push(`not delivering: ${paused.join(", ")}`);
   daemonState(parts.join(" · "), !status.ready || paused.length > 0 || !status.buffer.healthy);
   renderOverview();
   renderSources();
@@ -235,7 +235,8 @@ function nodeLines(kind, name, component) {
     const waiting = sink.lag ? `lag ${number(sink.lag)} (${age(sink.oldest_pending_at)})` : "lag 0";
     const dead = sink.dead_letters ? `${number(sink.dead_letters)} dead letters` : null;
     return { figures: [`delivered ${number(sink.delivered)} · ${perSecond(latestRate("sinks", name))}`,
-      [waiting, dead].filter(Boolean).join(" · ")], alert: sink.paused ? `PAUSED ${sink.paused}` : null };
+      [waiting, dead].filter(Boolean).join(" · ")],
+      alert: sink.paused ? `PAUSED ${sink.paused}` : sink.stalled ? `STALLED ${sink.stalled}` : null };
   }
   return { figures: [`reads ${component.inputs.join(", ")}`], alert: null };
 }
@@ -258,7 +259,8 @@ function sparkline(series, name) {
 function renderSinks() {
   const rows = Object.entries(view.status.sinks).map(([name, sink]) => el("tr", { "data-sink": name },
     el("th", { scope: "row", text: name }),
-    el("td", { class: sink.paused ? "state-bad" : "state-ok", text: sink.paused ? `paused: ${sink.paused}` : "delivering" }),
+    el("td", { class: sink.paused || sink.stalled ? "state-bad" : "state-ok",
+      text: sink.paused ? `paused: ${sink.paused}` : sink.stalled ? `stalled: ${sink.stalled}` : "delivering" }),
     el("td", { class: "num", "data-field": "delivered", text: number(sink.delivered) }),
     el("td", { class: "num", text: perSecond(latestRate("sinks", name)) }),
     el("td", { class: "num", "data-field": "lag", text: number(sink.lag) }),

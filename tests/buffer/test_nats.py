@@ -285,3 +285,47 @@ def test_an_idle_daemon_shows_the_lag_its_consumer_has_on_the_server(daemon_fact
     wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 50)
     wait_until(lambda: daemon.admin_get("/status").json()["sinks"]["archive"]["lag"] == 0, timeout=5)
     assert daemon.stop() == 0
+
+
+def test_a_stalled_consumer_is_shown_and_bound_again_and_a_paused_one_is_shown(nats_server):
+    """A consumer that hands out nothing while records wait and the sink asks: shown by ``stalls``
+    (the sink's ``stalled`` in /status) and bound again after ``stall_seconds``; one paused on the
+    server (``nats consumer pause``, the JetStream API) is shown and left paused."""
+
+    async def pause(buffer: NatsBuffer, until: str | None) -> None:
+        body = json.dumps({"pause_until": until} if until else {}).encode()
+        answer = await buffer._nc.request("$JS.API.CONSUMER.PAUSE.stalls.stalls_out", body)
+        assert json.loads(answer.data)["paused"] is bool(until)
+
+    async def asked_until(buffer: NatsBuffer, condition, seconds: float = 10.0) -> list:
+        """Read as a sink does, until ``condition()`` holds; what was read meanwhile."""
+        got = []
+        with anyio.fail_after(seconds):
+            while not condition():
+                got += await buffer.read("out", 10)
+        return got
+
+    async def main() -> None:
+        buffer = NatsBuffer(NatsBufferConfig(url=nats_server.url, stream="stalls", stall_seconds=1.5), ".")
+        await buffer.open(["out"])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(buffer.maintain)
+            await buffer.append([NewRecord(f"events-{i}", "events", 1.0, b'{"a":%d}' % i) for i in range(3)])
+            await pause(buffer, "2099-01-01T00:00:00Z")
+            assert await asked_until(buffer, lambda: "paused on the server" in buffer.stalls().get("out", "")) == []
+            await pause(buffer, None)  # resumed by its operator: the records flow, the stall is gone
+            got = await asked_until(buffer, lambda: not buffer.stalls())
+            got += await buffer.read("out", 10)
+            assert sorted(r.id for r in got) == ["events-0", "events-1", "events-2"]
+            await buffer.ack("out", [r.seq for r in got])
+
+            await buffer.append([NewRecord("events-late", "events", 1.0, b'{"a":9}')])
+            await buffer._subs["out"].unsubscribe()  # the client's binding breaks: fetches get nothing
+            assert await asked_until(buffer, lambda: "bound again" in buffer.stalls().get("out", "")) == []
+            got = await asked_until(buffer, lambda: not buffer.stalls())  # the new binding hands it out
+            assert [r.id for r in got] == ["events-late"]
+            await buffer.ack("out", [r.seq for r in got])
+            tg.cancel_scope.cancel()
+        await buffer.close()
+
+    anyio.run(main)

@@ -1,6 +1,7 @@
 """Scale-out under faults: three nats-server nodes (R3, ``sync_interval: always``), three daemons,
 paced signed load, and a nemesis: SIGKILL of the stream leader (back after 5 s), SIGSTOP of the
-next leader for 8 s, SIGKILL of a daemon (back after 3 s). Checked: nothing acknowledged is lost,
+next leader for 8 s, SIGKILL of a daemon (back after 3 s); and, where the test may make network
+namespaces (root, ``ip``, ``iptables``), a 10 s partition of the stream leader from its peers. Checked: nothing acknowledged is lost,
 every request is answered (2xx or 503) within ``publish_timeout_seconds`` and a margin, and
 ``/readyz`` is 503 while the stream has no leader; duplicates are counted and printed (``-s``).
 """
@@ -19,7 +20,9 @@ import nats
 import pytest
 
 from connector.testing import free_port, wait_until
+from support import netns
 from support.nats_server import PINNED, available
+from support.netns import Network
 
 from .load import Load, env, message_ids
 
@@ -60,21 +63,28 @@ timeout = 2.0
 
 
 class Node:
-    """One nats-server of the cluster, on loopback, with its own store; kept across restarts."""
+    """One nats-server of the cluster with its own store, kept across restarts; on loopback, or
+    inside a host of its own (``wrap``: the command prefix that runs it there)."""
 
-    def __init__(self, name: str, directory: Path, port: int, route_port: int, routes: list[int]):
-        self.name, self.port = name, port
+    def __init__(self, name: str, directory: Path, address: str, port: int, route_port: int, routes: list[str],
+                 wrap: list[str] | None = None):
+        self.name, self.address, self.port = name, address, port
+        self.wrap = wrap or []
         self.config = directory / f"{name}.conf"
         directory.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
-            f'server_name: {name}\nlisten: "127.0.0.1:{port}"\n'
+            f'server_name: {name}\nlisten: "{address}:{port}"\n'
             f'jetstream {{ store_dir: "{directory / name}", sync_interval: always }}\n'
-            f'cluster {{ name: connector-test, listen: "127.0.0.1:{route_port}", '
-            f'routes: [{", ".join(f"nats-route://127.0.0.1:{r}" for r in routes)}] }}\n')
+            f'cluster {{ name: connector-test, listen: "{address}:{route_port}", '
+            f'routes: [{", ".join(f"nats-route://{route}" for route in routes)}] }}\n')
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def url(self) -> str:
+        return f"nats://{self.address}:{self.port}"
+
     def start(self) -> None:
-        self.process = subprocess.Popen([str(PINNED), "-c", str(self.config)], stdout=subprocess.DEVNULL,
+        self.process = subprocess.Popen([*self.wrap, str(PINNED), "-c", str(self.config)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
 
     def signal(self, sig: int) -> None:
@@ -88,15 +98,23 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, directory: Path, size: int = 3):
-        ports = [free_port() for _ in range(size)]
-        routes = [free_port() for _ in range(size)]
-        self.nodes = [Node(f"n{i}", directory, ports[i], routes[i], [r for j, r in enumerate(routes) if j != i])
+    """Three nodes on loopback (free ports), or each on a host of ``network`` (ports 4222, 6222)."""
+
+    def __init__(self, directory: Path, size: int = 3, network: Network | None = None):
+        if network is None:
+            addresses = ["127.0.0.1"] * size
+            ports, route_ports = [free_port() for _ in range(size)], [free_port() for _ in range(size)]
+        else:
+            addresses, ports, route_ports = network.addresses, [4222] * size, [6222] * size
+        routes = [f"{address}:{port}" for address, port in zip(addresses, route_ports)]
+        self.nodes = [Node(f"n{i}", directory, addresses[i], ports[i], route_ports[i],
+                           [route for j, route in enumerate(routes) if j != i],
+                           None if network is None else network.command(i, []))
                       for i in range(size)]
 
     @property
     def urls(self) -> list[str]:
-        return [f"nats://127.0.0.1:{node.port}" for node in self.nodes]
+        return [node.url for node in self.nodes]
 
     def start(self) -> None:
         for node in self.nodes:
@@ -161,20 +179,45 @@ class Readiness:
                         self.not_ready[self.phase] = self.not_ready.get(self.phase, 0) + 1
 
 
+def start_daemons(daemon_factory, fake_segment, tmp_path: Path, cluster: Cluster, count: int = 3) -> list:
+    urls = "[" + ", ".join(f'"{url}"' for url in cluster.urls) + "]"
+    config = CONFIG % {"urls": urls, "timeout": PUBLISH_TIMEOUT}
+    return [daemon_factory(config, env=env(fake_segment.url), directory=tmp_path / f"d{i}").start(timeout=60)
+            for i in range(count)]
+
+
+def start_loads(daemons: list) -> list[Load]:
+    return [Load(daemon.base_url + "/webhooks/jebbit", posters=3, pause=0.02, timeout=PUBLISH_TIMEOUT + 5,
+                 first_poster=10 * i).start() for i, daemon in enumerate(daemons)]
+
+
+def settle(name: str, loads: list[Load], readiness: Readiness | None, fake_segment) -> dict[str, int]:
+    """Wait until every acknowledged delivery reached the fake Segment (or 180 s); print and
+    return the run's figures."""
+    acknowledged = [payload for load in loads for payload in load.acknowledged]
+    wanted = message_ids(acknowledged)
+    try:
+        wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=180, interval=0.5)
+    finally:
+        figures = {"sent": sum(load.sent for load in loads), "acknowledged": len(acknowledged),
+                   "refused": sum(load.refused for load in loads), "unanswered": sum(load.timed_out for load in loads),
+                   "lost": len(wanted - fake_segment.message_ids()),
+                   "duplicates": len(fake_segment.messages) - len(fake_segment.message_ids())}
+        print(f"{name}: {figures}, /readyz 503 samples by phase {readiness.not_ready if readiness else {}}")
+    return figures
+
+
 def test_nothing_acknowledged_is_lost_and_every_request_is_answered_under_faults(daemon_factory, fake_segment,
                                                                                  tmp_path):
     cluster = Cluster(tmp_path / "nats")
     cluster.start()
     loads: list[Load] = []
+    daemons: list = []
     readiness = None
     try:
-        urls = "[" + ", ".join(f'"{url}"' for url in cluster.urls) + "]"
-        config = CONFIG % {"urls": urls, "timeout": PUBLISH_TIMEOUT}
-        daemons = [daemon_factory(config, env=env(fake_segment.url), directory=tmp_path / f"d{i}").start(timeout=60)
-                   for i in range(3)]
+        daemons = start_daemons(daemon_factory, fake_segment, tmp_path, cluster)
         leader = wait_until(lambda: cluster.leader("cluster"), timeout=30)
-        loads = [Load(daemon.base_url + "/webhooks/jebbit", posters=3, pause=0.02, timeout=PUBLISH_TIMEOUT + 5,
-                      first_poster=10 * i).start() for i, daemon in enumerate(daemons)]
+        loads = start_loads(daemons)
         readiness = Readiness(daemons).__enter__()
         time.sleep(5)
 
@@ -203,22 +246,54 @@ def test_nothing_acknowledged_is_lost_and_every_request_is_answered_under_faults
             load.stop()
         if readiness is not None:
             readiness.__exit__()
-    acknowledged = [payload for load in loads for payload in load.acknowledged]
-    wanted = message_ids(acknowledged)
-    try:
-        wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=180, interval=0.5)
-    finally:
-        lost = len(wanted - fake_segment.message_ids())
-        duplicates = len(fake_segment.messages) - len(fake_segment.message_ids())
-        sent, refused = sum(load.sent for load in loads), sum(load.refused for load in loads)
-        timed_out = sum(load.timed_out for load in loads)
-        print(f"cluster: sent {sent}, acknowledged {len(acknowledged)}, refused (503 or no daemon) {refused}, "
-              f"unanswered {timed_out}, lost {lost}, duplicate messages {duplicates}, "
-              f"/readyz 503 samples by phase {readiness.not_ready if readiness else {}}")
-        for daemon in daemons:
-            daemon.stop()
-        cluster.stop()
-    assert lost == 0
-    assert timed_out == 0  # every request answered within publish_timeout_seconds + 5 s
-    assert len(acknowledged) > 1000 and refused > 0  # the faults were felt, and load went on through them
+        try:
+            figures = settle("cluster", loads, readiness, fake_segment)
+        finally:
+            for daemon in daemons:
+                daemon.stop()
+            cluster.stop()
+    assert figures["lost"] == 0
+    assert figures["unanswered"] == 0  # every request answered within publish_timeout_seconds + 5 s
+    assert figures["acknowledged"] > 1000 and figures["refused"] > 0  # the faults were felt; load went on
     assert readiness is not None and readiness.not_ready.get("leader paused")  # no leader: not ready
+
+
+@pytest.mark.skipif(netns.available() is not None, reason=f"no partition here: {netns.available()}")
+def test_a_partitioned_stream_leader_loses_nothing_acknowledged_and_leaves_no_request_hanging(
+        daemon_factory, fake_segment, tmp_path):
+    """Each node on a host of its own (network namespaces); the stream leader is cut off from the
+    other two for 10 s, while the daemons can still reach it: a leader without a quorum must not
+    acknowledge, and whatever it was sent must be answered (503) within the publish timeout."""
+    network = Network(3)
+    cluster = Cluster(tmp_path / "nats", network=network)
+    loads: list[Load] = []
+    daemons: list = []
+    readiness = None
+    try:
+        cluster.start()
+        daemons = start_daemons(daemon_factory, fake_segment, tmp_path, cluster, count=2)
+        leader = wait_until(lambda: cluster.leader("cluster"), timeout=30)
+        loads = start_loads(daemons)
+        readiness = Readiness(daemons).__enter__()
+        time.sleep(5)
+        readiness.phase = "leader partitioned"
+        network.partition(cluster.nodes.index(leader))
+        time.sleep(10)
+        network.heal(cluster.nodes.index(leader))
+        readiness.phase = "healed"
+        time.sleep(8)
+    finally:
+        for load in loads:
+            load.stop()
+        if readiness is not None:
+            readiness.__exit__()
+        try:
+            figures = settle("partition", loads, readiness, fake_segment)
+        finally:
+            for daemon in daemons:
+                daemon.stop()
+            cluster.stop()
+            network.close()
+    assert figures["lost"] == 0
+    assert figures["unanswered"] == 0
+    assert figures["acknowledged"] > 500
