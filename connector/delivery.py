@@ -41,6 +41,7 @@ class SinkState(msgspec.Struct):
     dead_letters: float = 0
     paused: str | None = None
     stalled: str | None = None  # its records wait in the buffer and are not handed out (Buffer.stalls)
+    replayed: list[str] = []  # record ids of replayed dead letters it delivered lately, newest last
     last_error: str | None = None
     last_error_at: float | None = None
     updated_at: float = 0.0
@@ -101,8 +102,8 @@ class LocalDelivery:
                 lag=lag.get(p.name, 0),
                 delivered=metrics.sample("connector_component_sent_events_total", component=p.name),
                 dead_letters=metrics.sample("connector_dead_letters_total", sink=p.name),
-                paused=p.acks.paused_reason, stalled=stalls.get(p.name), last_error=error, last_error_at=at,
-                updated_at=time.time())
+                paused=p.acks.paused_reason, stalled=stalls.get(p.name), replayed=list(p.acks.replayed),
+                last_error=error, last_error_at=at, updated_at=time.time())
         return states
 
     async def metrics(self) -> str | None:

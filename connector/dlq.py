@@ -16,7 +16,8 @@ import msgspec
 from .admin_client import admin_url, check_same_buffer, client_options, refused
 from .config import Config
 from .errors import CommandError, ConfigError
-from .records import DeadLetter, DeadLetterView
+from .ingress.admin import DONE
+from .records import DeadLetter, DeadLetterList
 from .status import when
 
 
@@ -45,7 +46,7 @@ async def _through_daemon(client: httpx.AsyncClient, config: Config, action: str
     response = await client.get(admin_url(config, "/dead-letters"), params={"id": list(ids)})
     if error := refused(config, response):
         raise error
-    shown = msgspec.json.decode(response.content, type=dict[str, list[DeadLetterView]])["dead_letters"]
+    shown = msgspec.json.decode(response.content, type=DeadLetterList).dead_letters
     letters = [view.letter() for view in shown]
     if action in ("list", "show"):
         _print(letters, action, ids)
@@ -55,7 +56,7 @@ async def _through_daemon(client: httpx.AsyncClient, config: Config, action: str
         if error := refused(config, answer):
             raise error
         counted: dict[str, Any] = answer.json()
-        print(f"{action}ed {counted[f'{action}ed']} dead letter(s)")
+        print(f"{DONE[action]} {counted[DONE[action]]} dead letter(s)")
     return letters
 
 

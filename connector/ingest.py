@@ -23,6 +23,7 @@ from .ingress.httpserver import HTTPServer, Limits
 from .ingress.listening import Certificates
 from .ingress.webhooks import WebhookApp
 from .intake import Intake, PollingContext, checkpoint_name
+from .logging import logger
 from .rates import RateHistory
 from .tap import TapHub
 
@@ -136,12 +137,18 @@ class Ingest:
                 "sinks": sinks, "sources": sources, "graph": self.graph}
 
     async def _sample_rates(self) -> None:
-        """Feed the rate history (the console's charts) while the daemon runs."""
+        """Feed the rate history (the console's charts) while the daemon runs; a sample that
+        cannot be taken is skipped (the charts are no reason to stop a daemon)."""
+        log = logger("rates")
         while True:
-            sinks = await self.delivery.sink_status()
-            self.rates.sample({"sources": {name: float(self.intake.received.get(name, 0))
-                                           for name in self.sources.names()},
-                               "sinks": {name: float(sink["delivered"] or 0) for name, sink in sinks.items()}})
+            try:
+                sinks = await self.delivery.sink_status()
+            except Exception as exc:  # noqa: BLE001 - a chart's gap, logged, is the whole cost
+                log.warning("cannot sample the sinks' rates", error=str(exc) or type(exc).__name__)
+            else:
+                self.rates.sample({"sources": {name: float(self.intake.received.get(name, 0))
+                                               for name in self.sources.names()},
+                                   "sinks": {name: float(sink["delivered"] or 0) for name, sink in sinks.items()}})
             await anyio.sleep(self.rates.every)
 
 

@@ -8,6 +8,7 @@ acknowledgements: a record is done when all its messages are delivered or dead-l
 
 from __future__ import annotations
 
+import collections
 import itertools
 import time
 import traceback
@@ -34,6 +35,7 @@ INBOX_CAPACITY = 2000
 IDLE_POLL_SECONDS = 1.0
 RESTART_INITIAL_SECONDS = 1.0  # a failed sink starts over after a backoff with full jitter from here...
 RESTART_MAX_SECONDS = 60.0  # ... up to this
+REPLAYED_KEPT = 50  # record ids of replayed dead letters delivered lately, for the console's replay outcome
 
 
 class _Rejected(Exception):
@@ -64,6 +66,7 @@ class SinkAcks:
         self.failed = False  # paused by the pipeline for a failure of the sink's own: resumed by its next ack
         self._remaining: dict[int, int] = {}
         self._dead: set[int] = set()
+        self.replayed: collections.deque[str] = collections.deque(maxlen=REPLAYED_KEPT)  # ids delivered lately
         self._log = logger(sink)
         self._sent = metrics.SENT.labels(sink)
 
@@ -148,6 +151,8 @@ class SinkAcks:
                 remaining[seq] = left
             else:
                 del remaining[seq]
+                if envelope.record.only_sink is not None and seq not in self._dead:
+                    self.replayed.append(envelope.record.id)  # a replayed dead letter got through
                 self._dead.discard(seq)
                 done.append(seq)
         return done, count

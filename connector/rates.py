@@ -20,23 +20,26 @@ class RateHistory:
         self._rates: dict[str, dict[str, collections.deque[float]]] = {"sources": {}, "sinks": {}}
         self._last: tuple[float, dict[str, dict[str, float]]] | None = None
 
-    def sample(self, totals: dict[str, dict[str, float]], at: float | None = None) -> None:
-        """Record ``totals`` (``{"sources": {name: received}, "sinks": {name: delivered}}``) as of ``at``.
-        A total that went down (a delivery process restarted) counts from zero again."""
+    def sample(self, totals: dict[str, dict[str, float]], at: float | None = None, clock: float | None = None) -> None:
+        """Record ``totals`` (``{"sources": {name: received}, "sinks": {name: delivered}}``) as of the
+        wall-clock time ``at`` (shown) and the monotonic ``clock`` (for rates). A total that fell below
+        half counts from zero again (a delivery process restarted); one a little lower is a stale
+        reading, a rate of 0."""
         at = time.time() if at is None else at
+        clock = time.monotonic() if clock is None else clock
         if self._last is not None:
             then, before = self._last
-            elapsed = max(at - then, 1e-9)
+            elapsed = max(clock - then, 1e-3)
             self._times.append(at)
             for kind, counts in totals.items():
                 series = self._rates[kind]
                 for name, count in counts.items():
                     previous = before.get(kind, {}).get(name, 0.0)
-                    rate = (count - previous if count >= previous else count) / elapsed
+                    rate = (count - previous if count >= previous else count if count < previous / 2 else 0) / elapsed
                     if name not in series:
                         series[name] = collections.deque([0.0] * (len(self._times) - 1), maxlen=self._times.maxlen)
                     series[name].append(round(rate, 3))
-        self._last = (at, {kind: dict(counts) for kind, counts in totals.items()})
+        self._last = (clock, {kind: dict(counts) for kind, counts in totals.items()})
 
     def view(self) -> dict[str, Any]:
         """What ``/rates`` answers: sample times and, per source and sink, its rate at each."""

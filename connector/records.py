@@ -72,3 +72,11 @@ class DeadLetterView(msgspec.Struct):
     def letter(self) -> DeadLetter:
         return DeadLetter(self.id, self.sink, self.record_id, self.source, self.received_at, bytes(self.body),
                           self.reason, self.attempts, self.failed_at)
+
+
+class DeadLetterList(msgspec.Struct):
+    """The answer of the admin API's ``GET /dead-letters``: the letters asked for (at most
+    ``limit``) and how many matched."""
+
+    dead_letters: list[DeadLetterView]
+    total: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -111,8 +112,9 @@ class MemoryBuffer(Buffer):
         for sink in sinks:
             cursor = self._cursors[sink]
             first = bisect.bisect_right(self._seqs, cursor.committed)
-            if first < len(self._records):
-                oldest[sink] = self._records[first].received_at
+            waiting = (r for r in itertools.islice(self._records, first, None) if r.only_sink in (None, sink))
+            if (record := next(waiting, None)) is not None:
+                oldest[sink] = record.received_at
         return oldest
 
     def lag(self) -> dict[str, int]:

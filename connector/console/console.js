@@ -13,7 +13,8 @@ const TOKEN_KEY = "connector-admin-token";
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (selector) => document.querySelector(selector);
-const view = { status: null, rates: null, letters: [], lettersSeen: null, selected: new Set(), open: new Map(), tap: null };
+const view = { status: null, rates: null, letters: [], lettersTotal: 0, lettersSeen: null, selected: new Set(),
+  open: new Map(), tap: null, watch: null };
 let token = sessionStorage.getItem(TOKEN_KEY);
 let signedOut = false;
 
@@ -79,10 +80,11 @@ function latestRate(kind, name) {
 
 async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers);
-  if (token) headers.authorization = `Bearer ${token}`;
+  const sent = token;
+  if (sent) headers.authorization = `Bearer ${sent}`;
   const response = await fetch(path, Object.assign({}, options, { headers, cache: "no-store" }));
   if (response.status === 401) {
-    askForToken(token ? "The daemon refused that token." : "");
+    if (sent === token) askForToken(sent ? "The daemon refused that token." : ""); // not an answer to an old token
     throw new Unauthorized();
   }
   if (!response.ok) {
@@ -103,6 +105,7 @@ const postJSON = async (path, body) => (await api(path, {
 
 function askForToken(message) {
   signedOut = true;
+  daemonState("Sign in with the admin token", false);
   $("#login").hidden = false;
   $("#login-error").textContent = message;
   for (const section of document.querySelectorAll(".view")) section.hidden = true;
@@ -123,7 +126,7 @@ function signIn(event) {
 
 function daemonState(text, bad) {
   const state = $("#daemon-state");
-  state.textContent = text;
+  if (state.textContent !== text) state.textContent = text; // a live region: announced only when it changes
   state.classList.toggle("bad", bad);
 }
 
@@ -261,11 +264,11 @@ function renderSinks() {
     el("th", { scope: "row", text: name }),
     el("td", { class: sink.paused || sink.stalled ? "state-bad" : "state-ok",
       text: sink.paused ? `paused: ${sink.paused}` : sink.stalled ? `stalled: ${sink.stalled}` : "delivering" }),
-    el("td", { class: "num", "data-field": "delivered", text: number(sink.delivered) }),
-    el("td", { class: "num", text: perSecond(latestRate("sinks", name)) }),
     el("td", { class: "num", "data-field": "lag", text: number(sink.lag) }),
     el("td", { class: "num", text: sink.lag ? age(sink.oldest_pending_at) : "–" }),
     el("td", { class: "num", "data-field": "dead_letters", text: number(sink.dead_letters) }),
+    el("td", { class: "num", "data-field": "delivered", text: number(sink.delivered) }),
+    el("td", { class: "num", text: perSecond(latestRate("sinks", name)) }),
     el("td", {}, sparkline(view.rates && view.rates.sinks[name], name)),
     el("td", { text: sink.last_error ? `${when(sink.last_error_at)}: ${sink.last_error}` : "–" })));
   $("#sinks tbody").replaceChildren(...rows);
@@ -326,66 +329,78 @@ function refusalTable(name, refusals) {
 // ---------------------------------------------------------------------------------------------
 // dead letters
 
-async function refreshLetters() {
+function letterQuery() {
+  const query = new URLSearchParams({ bodies: "0", limit: String(MAX_LETTER_ROWS) });
+  if ($("#filter-sink").value) query.set("sink", $("#filter-sink").value);
+  if ($("#filter-reason").value.trim()) query.set("reason", $("#filter-reason").value.trim());
+  return `/dead-letters?${query}`;
+}
+
+async function refreshLetters(force = false) {
   if (signedOut) return;
+  let answer;
   try {
-    view.letters = (await getJSON("/dead-letters")).dead_letters;
+    answer = await getJSON(letterQuery());
   } catch (error) {
     if (!(error instanceof Unauthorized)) $("#letter-outcome").textContent = error.message;
     return;
   }
+  view.letters = answer.dead_letters;
+  view.lettersTotal = answer.total;
   const known = new Set(view.letters.map((letter) => letter.id));
   for (const id of [...view.selected]) if (!known.has(id)) view.selected.delete(id);
-  const seen = view.letters.map((letter) => letter.id).join(",");
-  if (seen === view.lettersSeen) return; // unchanged: keep the rows (and the focus in them)
+  const seen = `${answer.total}:${view.letters.map((letter) => letter.id).join(",")}`;
+  if (seen === view.lettersSeen && !force) return; // unchanged: keep the rows (and the focus in them)
   view.lettersSeen = seen;
   fillSinkFilter();
   renderLetters();
 }
 
-function shownLetters() {
-  const sink = $("#filter-sink").value;
-  const reason = $("#filter-reason").value.trim().toLowerCase();
-  return view.letters.filter((letter) => (!sink || letter.sink === sink) && (!reason || letter.reason.toLowerCase().includes(reason)));
-}
-
 function fillSinkFilter() {
   const select = $("#filter-sink");
-  const chosen = select.value;
-  const sinks = view.status ? Object.keys(view.status.sinks) : [...new Set(view.letters.map((letter) => letter.sink))];
-  select.replaceChildren(el("option", { value: "", text: "every sink" }),
-    ...sinks.map((sink) => el("option", { value: sink, text: sink, selected: sink === chosen })));
+  if (!view.status || select.options.length > 1) return;
+  for (const sink of Object.keys(view.status.sinks)) select.append(el("option", { value: sink, text: sink }));
 }
 
 function renderLetters() {
-  const shown = shownLetters();
+  const shown = view.letters;
+  const focused = document.activeElement && document.activeElement.closest("#letters") ? document.activeElement.getAttribute("aria-label") : null;
+  const filtered = $("#filter-sink").value || $("#filter-reason").value.trim();
   $("#letters-empty").hidden = shown.length > 0;
-  $("#letters-empty").textContent = view.letters.length ? "No dead letter matches the filter." : "No dead letters.";
+  $("#letters-empty").textContent = filtered ? "No dead letter matches the filter." : "No dead letters.";
   $("#select-shown").checked = shown.length > 0 && shown.every((letter) => view.selected.has(letter.id));
   const rows = [];
-  for (const letter of shown.slice(0, MAX_LETTER_ROWS)) {
+  for (const letter of shown) {
     const id = letter.id;
     rows.push(el("tr", { "data-letter": id },
       el("td", {}, el("input", { type: "checkbox", checked: view.selected.has(id), "aria-label": `Select dead letter ${id}`,
         onchange: (event) => { if (event.target.checked) view.selected.add(id); else view.selected.delete(id); } })),
-      el("td", { class: "num", text: id }), el("td", { text: letter.sink }), el("td", { text: letter.source }),
-      el("td", { text: when(letter.failed_at) }), el("td", { class: "reason", text: letter.reason }),
-      el("td", {}, el("code", { text: letter.record_id })),
-      el("td", {},
-        el("button", { type: "button", class: "quiet", "aria-expanded": view.open.has(id) ? "true" : "false",
-          "aria-controls": `payload-${id}`, "aria-label": `${view.open.has(id) ? "Hide" : "Show"} the payload of dead letter ${id}`,
-          text: view.open.has(id) ? "Hide payload" : "Payload",
-          onclick: () => togglePayload(id) }),
+      el("td", { class: "num", text: id }),
+      el("td", { class: "actions" },
         el("button", { type: "button", "aria-label": `Replay dead letter ${id}`, text: "Replay", onclick: () => act("replay", [id]) }),
         el("button", { type: "button", class: "danger", "aria-label": `Purge dead letter ${id}`, text: "Purge",
           onclick: () => act("purge", [id]) }),
-        view.open.has(id) ? el("pre", { class: "payload", id: `payload-${id}`, tabindex: "0",
-          "aria-label": `Payload of dead letter ${id}`, text: view.open.get(id) }) : null)));
+        el("button", { type: "button", class: "quiet", "aria-expanded": view.open.has(id) ? "true" : "false",
+          "aria-controls": `payload-${id}`, "aria-label": `${view.open.has(id) ? "Hide" : "Show"} the payload of dead letter ${id}`,
+          text: view.open.has(id) ? "Hide payload" : "Payload", onclick: () => togglePayload(id) })),
+      el("td", { text: letter.sink }), el("td", { class: "reason", text: letter.reason }),
+      el("td", { text: when(letter.failed_at) }), el("td", { text: letter.source }),
+      el("td", {}, el("code", { text: letter.record_id }))));
+    if (view.open.has(id)) {
+      rows.push(el("tr", { class: "payload-row" }, el("td", { colspan: 8 },
+        el("pre", { class: "payload", id: `payload-${id}`, tabindex: "0", "aria-label": `Payload of dead letter ${id}`,
+          text: view.open.get(id) }))));
+    }
   }
-  if (shown.length > MAX_LETTER_ROWS) {
-    rows.push(el("tr", {}, el("td", { colspan: 8, text: `${shown.length - MAX_LETTER_ROWS} more not listed: narrow the filter.` })));
+  if (view.lettersTotal > shown.length) {
+    rows.push(el("tr", {}, el("td", { colspan: 8,
+      text: `${view.lettersTotal - shown.length} more match and are not listed: narrow the filter, or act on these first.` })));
   }
   $("#letters tbody").replaceChildren(...rows);
+  if (focused) { // the rows were rebuilt: the keyboard stays where it was
+    const again = [...document.querySelectorAll("#letters [aria-label]")].find((node) => node.getAttribute("aria-label") === focused);
+    if (again) again.focus();
+  }
 }
 
 async function togglePayload(id) {
@@ -400,8 +415,6 @@ async function togglePayload(id) {
     }
   }
   renderLetters();
-  const button = document.querySelector(`tr[data-letter="${id}"] button[aria-controls]`);
-  if (button) button.focus();
 }
 
 async function act(action, ids) {
@@ -410,50 +423,55 @@ async function act(action, ids) {
     outcome.textContent = "Select dead letters first (the checkboxes), or use the filter and the \"all shown\" buttons.";
     return;
   }
-  if (action === "purge" && ids.length > 1 && !window.confirm(`Purge ${ids.length} dead letters? They cannot be replayed after.`)) return;
+  if (ids.length > 1 && !window.confirm(`${action === "purge" ? "Purge" : "Replay"} ${ids.length} dead letters?`
+    + (action === "purge" ? " They cannot be replayed after." : ""))) return;
   const letters = view.letters.filter((letter) => ids.includes(letter.id));
-  const before = view.status ? Object.fromEntries(Object.entries(view.status.sinks).map(([name, sink]) => [name, sink.delivered || 0])) : {};
   const lastId = Math.max(0, ...view.letters.map((letter) => letter.id));
+  const watch = {};
+  view.watch = watch; // a later action's outcome replaces this one's
   try {
     const answer = await postJSON(`/dead-letters/${action}`, { ids });
-    const count = answer[`${action}ed`];
-    outcome.textContent = action === "replay"
-      ? `Replayed ${count} dead letter${count === 1 ? "" : "s"}; waiting for the sink…`
-      : `Purged ${count} dead letter${count === 1 ? "" : "s"}.`;
+    const count = answer[action === "replay" ? "replayed" : "purged"];
+    const plural = count === 1 ? "" : "s";
+    outcome.textContent = action === "replay" ? `Replayed ${count} dead letter${plural}; waiting for the sink…`
+      : `Purged ${count} dead letter${plural}.`;
   } catch (error) {
     outcome.textContent = error instanceof Unauthorized ? "" : `Not done: ${error.message}`;
     return;
   }
   for (const id of ids) { view.selected.delete(id); view.open.delete(id); }
-  await refreshLetters();
-  if (action === "replay") watchReplay(letters, before, lastId);
+  await refreshLetters(true);
+  if (action === "replay") watchReplay(watch, letters, lastId);
 }
 
-// A replay has landed when its sinks delivered more than before and hold no lag, unless the same
-// record came back as a new dead letter.
-async function watchReplay(letters, before, lastId) {
+// A replayed record has landed when its sink lists it among the replayed records it delivered;
+// it failed again when it is a dead letter again.
+async function watchReplay(watch, letters, lastId) {
   const outcome = $("#letter-outcome");
-  const sinks = [...new Set(letters.map((letter) => letter.sink))];
   const deadline = Date.now() + OUTCOME_WATCH_MS;
-  while (Date.now() < deadline) {
+  const waiting = new Map(letters.map((letter) => [`${letter.sink}\u0000${letter.record_id}`, letter]));
+  let delivered = 0;
+  while (Date.now() < deadline && view.watch === watch) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    await Promise.all([refreshStatus(), refreshLetters()]);
-    const again = view.letters.filter((letter) => letter.id > lastId
-      && letters.some((old) => old.record_id === letter.record_id && old.sink === letter.sink));
-    if (again.length) {
-      outcome.textContent = `Dead-lettered again (${again.length}): ${again[0].reason}`;
+    await refreshStatus();
+    await refreshLetters();
+    if (view.watch !== watch) return;
+    const again = view.letters.find((letter) => letter.id > lastId && waiting.has(`${letter.sink}\u0000${letter.record_id}`));
+    if (again) {
+      outcome.textContent = `Dead-lettered again: ${again.reason}`;
       return;
     }
-    const landed = view.status && sinks.every((sink) => {
-      const state = view.status.sinks[sink];
-      return state && !state.lag && (state.delivered || 0) > (before[sink] || 0);
-    });
-    if (landed) {
-      outcome.textContent = `Delivered: ${letters.length} replayed record${letters.length === 1 ? "" : "s"} reached ${sinks.join(", ")}.`;
+    for (const [key, letter] of waiting) {
+      const sink = view.status && view.status.sinks[letter.sink];
+      if (sink && (sink.replayed || []).includes(letter.record_id)) { waiting.delete(key); delivered += 1; }
+    }
+    if (!waiting.size) {
+      const sinks = [...new Set(letters.map((letter) => letter.sink))].join(", ");
+      outcome.textContent = `Delivered: ${delivered} replayed record${delivered === 1 ? "" : "s"} reached ${sinks}.`;
       return;
     }
   }
-  outcome.textContent = "The replay is stored but not delivered yet: see the sink's state in the overview.";
+  if (view.watch === watch) outcome.textContent = "The replay is stored but not delivered yet: see the sink's state in the overview.";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,17 +562,17 @@ function every(ms, fn, onlyOn) {
 function start() {
   $("#login-form").addEventListener("submit", signIn);
   window.addEventListener("hashchange", () => { showView(); $("#main").focus(); });
-  $("#filter-sink").addEventListener("change", renderLetters);
-  $("#filter-reason").addEventListener("input", renderLetters);
+  $("#filter-sink").addEventListener("change", () => refreshLetters(true));
+  $("#filter-reason").addEventListener("input", () => refreshLetters(true));
   $("#letter-filter").addEventListener("submit", (event) => event.preventDefault());
   $("#select-shown").addEventListener("change", (event) => {
-    for (const letter of shownLetters()) { if (event.target.checked) view.selected.add(letter.id); else view.selected.delete(letter.id); }
+    for (const letter of view.letters) { if (event.target.checked) view.selected.add(letter.id); else view.selected.delete(letter.id); }
     renderLetters();
   });
   $("#replay-selected").addEventListener("click", () => act("replay", [...view.selected]));
   $("#purge-selected").addEventListener("click", () => act("purge", [...view.selected]));
-  $("#replay-shown").addEventListener("click", () => act("replay", shownLetters().map((letter) => letter.id)));
-  $("#purge-shown").addEventListener("click", () => act("purge", shownLetters().map((letter) => letter.id)));
+  $("#replay-shown").addEventListener("click", () => act("replay", view.letters.map((letter) => letter.id)));
+  $("#purge-shown").addEventListener("click", () => act("purge", view.letters.map((letter) => letter.id)));
   $("#tap-start").addEventListener("click", startTap);
   $("#tap-pause").addEventListener("click", () => stopTap());
   $("#tap-clear").addEventListener("click", () => $("#tap-lines").replaceChildren());

@@ -8,8 +8,9 @@ Routes (``connector status | tap | dlq`` use them; the console will too):
 - ``GET /tap[?component=NAME]``: NDJSON of what components emit, live;
 - ``GET /rates``: received/s per source and delivered/s per sink over the last minutes;
 - ``GET /`` (and its ``/console.js``, ``/console.css``): the web console, which reads the routes above;
-- ``GET /dead-letters[?id=N...]``; ``POST /dead-letters/replay`` and ``/dead-letters/purge`` with
-  ``{"ids": [...]}`` or ``{"all": true}``.
+- ``GET /dead-letters[?id=N...]`` (or filtered: ``sink``, ``reason`` (a part of it), ``limit``,
+  ``bodies=0``; ``total`` counts the matching ones); ``POST /dead-letters/replay`` and
+  ``/dead-letters/purge`` with ``{"ids": [...]}`` or ``{"all": true}`` (JSON, from no other origin).
 
 With ``[admin] token`` set, every route but ``/healthz``, ``/metrics`` and the console's files needs ``Authorization:
 Bearer <token>`` (compared in constant time; 401 otherwise, logged without the token).
@@ -18,6 +19,7 @@ Bearer <token>`` (compared in constant time; 401 otherwise, logged without the t
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -28,13 +30,15 @@ import msgspec
 from .. import metrics
 from ..buffer import Buffer
 from ..logging import logger
-from ..records import DeadLetterView
+from ..records import DeadLetterList, DeadLetterView
 from ..tap import TapHub, stream_tap, tap_component
 from .asgi import Receive, Scope, Send, error_body, json, respond
 from .console_files import FILES, ConsoleFiles
 
 OPEN_PATHS = ("/healthz", "/metrics", *FILES)  # the console's files hold no data: its requests need the token
 MAX_REQUEST_BYTES = 1_048_576
+DONE = {"replay": "replayed", "purge": "purged"}
+LOGGED_IDS = 20  # of a replay or purge, in its log line
 _TEXT = {"content-type": "text/plain; version=0.0.4"}
 
 
@@ -74,6 +78,9 @@ class AdminApp:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
+        if refusal := self._foreign(scope):
+            await respond(send, 403, error_body("forbidden", refusal))
+            return
         if path not in OPEN_PATHS and not self._authorized(scope):
             await respond(send, 401, error_body("unauthorized", "send Authorization: Bearer <admin.token>"),
                           {"www-authenticate": 'Bearer realm="connector admin"'})
@@ -89,6 +96,19 @@ class AdminApp:
             await respond(send, 405, error_body("method not allowed", f"{path} accepts GET"), {"allow": "GET"})
         else:
             await handler(scope, receive, send)
+
+    def _foreign(self, scope: Scope) -> str | None:
+        """Why a request may come from another site's page in the operator's browser (None: it cannot)."""
+        headers = dict(scope["headers"])
+        if self.expected is None and not _local_name(headers.get(b"host", b"")):
+            return "without [admin] token, the admin listener answers to its address or localhost only"
+        if scope["method"] == "POST":
+            origin = headers.get(b"origin")
+            if origin is not None and origin.split(b"://", 1)[-1] != headers.get(b"host"):
+                return "a request from another origin"
+            if not headers.get(b"content-type", b"").startswith(b"application/json"):
+                return "send Content-Type: application/json"
+        return None
 
     def _authorized(self, scope: Scope) -> bool:
         if self.expected is None:
@@ -135,11 +155,17 @@ class AdminApp:
             query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
             try:
                 ids = [int(i) for i in query.get("id", [])]
+                limit = int(query["limit"][0]) if "limit" in query else None
             except ValueError:
-                await respond(send, 400, error_body("bad request", "id must be an integer"))
+                await respond(send, 400, error_body("bad request", "id and limit must be integers"))
                 return
-            letters = await buffer.dead_letters(ids)
-            await respond(send, 200, json.encode({"dead_letters": [DeadLetterView.of(letter) for letter in letters]}))
+            sink, reason = query.get("sink", [""])[0], query.get("reason", [""])[0].lower()
+            letters = [letter for letter in await buffer.dead_letters(ids)
+                       if (not sink or letter.sink == sink) and (not reason or reason in letter.reason.lower())]
+            views = [DeadLetterView.of(letter) for letter in letters[:limit]]
+            if query.get("bodies") == ["0"]:
+                views = [msgspec.structs.replace(view, body=msgspec.Raw(b"null")) for view in views]
+            await respond(send, 200, json.encode(DeadLetterList(views, len(letters))))
             return
         action = path.removeprefix("/dead-letters/")
         if action not in ("replay", "purge"):
@@ -161,8 +187,9 @@ class AdminApp:
             await respond(send, 404, error_body("not found", f"no dead letter with id {', '.join(map(str, missing))}"))
             return
         count = await (buffer.replay(asked.ids) if action == "replay" else buffer.purge(asked.ids))
-        self.log.info(f"dead letters {action}ed", ids=asked.ids or "all", count=count)
-        await respond(send, 200, json.encode({f"{action}ed": count}))
+        self.log.info(f"dead letters {DONE[action]}", count=count,
+                      ids=asked.ids[:LOGGED_IDS] if asked.ids else "all", more_ids=max(0, len(asked.ids) - LOGGED_IDS))
+        await respond(send, 200, json.encode({DONE[action]: count}))
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -178,3 +205,18 @@ async def _read_body(receive: Receive) -> bytes:
             raise ValueError("the body is too large")
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _local_name(host: bytes) -> bool:
+    """Whether a ``Host`` header names the listener by an IP address or as localhost."""
+    try:
+        name = urllib.parse.urlsplit("//" + host.decode("latin-1")).hostname or ""
+    except ValueError:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

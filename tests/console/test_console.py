@@ -152,7 +152,8 @@ def test_the_console_shows_the_pipeline_refusals_dead_letters_and_the_tap(browse
     first = letters[0]["id"]
     expect(page.locator(f'tr[data-letter="{first}"]')).to_contain_text("Segment refused the message")
     page.get_by_role("button", name=f"Show the payload of dead letter {first}").click()
-    expect(page.get_by_label(f"Payload of dead letter {first}", exact=True)).to_contain_text('"email": "poisoned@example.com"')
+    payload = page.get_by_label(f"Payload of dead letter {first}", exact=True)
+    expect(payload).to_contain_text('"email": "poisoned@example.com"')
     console.shot(screenshots, "dead-letters")
     fake_segment.poison = None
     for letter in letters:
@@ -164,12 +165,17 @@ def test_the_console_shows_the_pipeline_refusals_dead_letters_and_the_tap(browse
 
     fake_segment.poison = "purged@example.com"
     jebbit(daemon, "purged@example.com")
-    letters = wait_until(lambda: daemon.admin_get("/dead-letters").json()["dead_letters"])
+    (letter,) = wait_until(lambda: daemon.admin_get("/dead-letters").json()["dead_letters"])
+    page.get_by_role("button", name=f"Replay dead letter {letter['id']}").click()  # still refused: it comes back
+    again = page.get_by_role("status").filter(has_text="Dead-lettered again: Segment refused the message")
+    expect(again).to_be_visible(timeout=20_000)
+    letters = daemon.admin_get("/dead-letters").json()["dead_letters"]
+    assert [again["record_id"] for again in letters] == [letter["record_id"]]
     for letter in letters:
         page.get_by_role("button", name=f"Purge dead letter {letter['id']}").click()
         expect(page.get_by_role("status").filter(has_text="Purged 1 dead letter")).to_be_visible()
     expect(page.get_by_text("No dead letters.")).to_be_visible()
-    assert daemon.admin_get("/dead-letters").json() == {"dead_letters": []}
+    assert daemon.admin_get("/dead-letters").json() == {"dead_letters": [], "total": 0}
     assert not any(m.get("traits", {}).get("email") == "purged@example.com" for m in fake_segment.messages)
 
     # the live tap shows a delivery posted while it is open
@@ -196,7 +202,8 @@ def test_the_console_is_usable_by_keyboard_and_on_a_phone(browser, daemon, scree
     page = console.open()
     expect(page.get_by_role("group", name=re.compile("source jebbit"))).to_be_visible()
     wider = page.evaluate("""() => [...document.querySelectorAll("body *")]
-        .filter((node) => !node.closest(".scroll, .graph") && node.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .filter((node) => !node.closest(".scroll, .graph")
+                && node.getBoundingClientRect().right > window.innerWidth + 0.5)
         .map((node) => `${node.tagName}#${node.id}: ${node.getBoundingClientRect().right}`)""")
     assert wider == [], f"wider than the phone (the page scrolls sideways): {wider}"
     console.shot(screenshots, "overview-phone")

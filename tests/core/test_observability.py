@@ -144,13 +144,17 @@ def test_the_per_request_metrics_read_as_prometheus_client_would_write_them():
 
 def test_the_rate_history_turns_totals_into_rates_per_second_and_survives_a_reset():
     history = RateHistory(every=5, keep=3)
-    history.sample({"sources": {"jebbit": 0}, "sinks": {"segment": 0}}, at=100)
+
+    def sample(at: float, jebbit: float, sinks: dict[str, float]) -> None:
+        history.sample({"sources": {"jebbit": jebbit}, "sinks": sinks}, at=at, clock=at - 90)
+
+    sample(100, 0, {"segment": 0})
     assert history.view() == {"every_seconds": 5, "times": [], "sources": {}, "sinks": {}}
-    history.sample({"sources": {"jebbit": 50}, "sinks": {"segment": 100}}, at=105)
-    history.sample({"sources": {"jebbit": 50}, "sinks": {"segment": 10, "archive": 20}}, at=110)  # a restart: 10 new
-    history.sample({"sources": {"jebbit": 60}, "sinks": {"segment": 20, "archive": 20}}, at=115)
-    history.sample({"sources": {"jebbit": 70}, "sinks": {"segment": 30, "archive": 30}}, at=120)
+    sample(105, 50, {"segment": 100})
+    sample(110, 50, {"segment": 10, "archive": 20})  # a restart: 10 new; a new sink starts at once
+    sample(115, 60, {"segment": 8, "archive": 20})  # a stale reading, a little lower: 0, not a restart
+    sample(120, 70, {"segment": 28, "archive": 30})
     view = history.view()
     assert view["times"] == [110, 115, 120]  # the last three kept
     assert view["sources"] == {"jebbit": [0.0, 2.0, 2.0]}
-    assert view["sinks"] == {"segment": [2.0, 2.0, 2.0], "archive": [4.0, 0.0, 2.0]}  # a new sink starts at once
+    assert view["sinks"] == {"segment": [2.0, 0.0, 4.0], "archive": [4.0, 0.0, 2.0]}

@@ -80,7 +80,7 @@ def test_admin_routes_answer_only_on_the_admin_listener_and_only_with_the_token(
             assert refused.headers["www-authenticate"].startswith("Bearer")
     daemon.admin_token = TOKEN
     assert daemon.admin_get("/status").json()["sources"]["jebbit"]["received"] == 0
-    assert daemon.admin_get("/dead-letters").json() == {"dead_letters": []}
+    assert daemon.admin_get("/dead-letters").json() == {"dead_letters": [], "total": 0}
     assert daemon.stop() == 0
     assert "admin request refused" in daemon.logs() and TOKEN not in daemon.logs()
 
@@ -100,6 +100,60 @@ def test_the_command_line_sends_the_token_from_the_config(daemon_factory):
     assert refused.returncode == 1 and "refused the token" in refused.stderr and "admin.token" in refused.stderr
     assert "not-the-token-at-all" not in refused.stderr
     assert daemon.stop() == 0
+
+
+FORMS = """
+[server]
+port = {port}
+
+[admin]
+port = {admin_port}
+
+[buffer]
+type = "memory"
+
+[sources.forms]
+type = "webhook"
+path = "/in"
+
+[mappers.forms_segment]
+type = "jq"
+inputs = ["forms"]
+program = 'if .bad then error(.bad) else {type: "track", event: "Sent", userId: "u"} end'
+
+[sinks.archive]
+type = "file"
+inputs = ["forms_segment"]
+path = "out/events.ndjson"
+"""
+
+
+def test_without_a_token_the_admin_listener_answers_no_other_site_and_filters_dead_letters(local_daemon_factory):
+    daemon = local_daemon_factory(FORMS).start()
+    for reason in ("first reason", "SECOND reason", "third reason"):
+        assert daemon.post("/in", json.dumps({"bad": reason})).status_code == 200
+    wait_until(lambda: daemon.admin_get("/dead-letters").json()["total"] == 3)
+    some = daemon.admin_get("/dead-letters", params={"reason": "second", "bodies": "0", "limit": "5"}).json()
+    (shown,) = some["dead_letters"]
+    assert some["total"] == 1 and shown["body"] is None and "SECOND" in shown["reason"]
+    assert len(daemon.admin_get("/dead-letters", params={"limit": "2"}).json()["dead_letters"]) == 2
+    assert daemon.admin_get("/dead-letters", params={"sink": "nope"}).json() == {"dead_letters": [], "total": 0}
+
+    # a page elsewhere in the operator's browser: by a rebound DNS name, a form, a cross-origin fetch
+    rebound = httpx.get(daemon.admin_url + "/status", headers={"host": "attacker.example:80"})
+    assert rebound.status_code == 403 and "localhost" in rebound.json()["detail"]
+    by_name = httpx.get(daemon.admin_url + "/status", headers={"host": f"localhost:{daemon.admin_port}"})
+    assert by_name.status_code == 200
+    replay = daemon.admin_url + "/dead-letters/replay"
+    form = httpx.post(replay, content=b'{"all": true}', headers={"content-type": "text/plain"})
+    assert form.status_code == 403 and "application/json" in form.json()["detail"]
+    foreign = httpx.post(replay, json={"all": True}, headers={"origin": "http://attacker.example"})
+    assert foreign.status_code == 403 and foreign.json()["detail"] == "a request from another origin"
+    assert daemon.admin_get("/dead-letters").json()["total"] == 3  # none of them did anything
+    own = httpx.post(replay, json={"ids": [1]}, headers={"origin": daemon.admin_url})
+    assert own.status_code == 200 and own.json() == {"replayed": 1}
+    purged = httpx.post(daemon.admin_url + "/dead-letters/purge", json={"ids": [2]})  # the CLI sends no Origin
+    assert purged.json() == {"purged": 1}
 
 
 def test_a_refusal_is_a_rate_limited_warning_naming_the_client_never_the_body(local_daemon_factory):

@@ -1,9 +1,10 @@
 """Scale-out under faults: three nats-server nodes (R3, ``sync_interval: always``), three daemons,
-paced signed load, and a nemesis: SIGKILL of the stream leader (back after 5 s), SIGSTOP of the
-next leader for 8 s, SIGKILL of a daemon (back after 3 s); and, where the test may make network
-namespaces (root, ``ip``, ``iptables``), a 10 s partition of the stream leader from its peers. Checked: nothing acknowledged is lost,
-every request is answered (2xx or 503) within ``publish_timeout_seconds`` and a margin, and
-``/readyz`` is 503 while the stream has no leader; duplicates are counted and printed (``-s``).
+paced signed load, and a nemesis: SIGKILL of the stream leader (back after 5 s), SIGSTOP of the next
+leader for 8 s, SIGKILL of a daemon (back after 3 s); and, where the test may make network
+namespaces (root, ``ip``, ``iptables``), a 10 s partition of the stream leader from its peers.
+Checked: nothing acknowledged is lost, every request is answered (2xx or 503) within
+``publish_timeout_seconds`` and a margin, and ``/readyz`` is 503 while the stream has no leader;
+duplicates are counted and printed (``-s``).
 """
 
 from __future__ import annotations

@@ -421,8 +421,9 @@ class SqliteBuffer(Buffer):
         def select() -> list[tuple[str, float | None]]:
             assert self._reader is not None
             return [(sink, *self._reader.execute(
-                "SELECT (SELECT received_at FROM records WHERE seq > "
-                "COALESCE((SELECT seq FROM cursors WHERE sink = ?), 0) ORDER BY seq LIMIT 1)", (sink,)).fetchone())
+                "SELECT (SELECT received_at FROM records "
+                "WHERE seq > COALESCE((SELECT seq FROM cursors WHERE sink = ?), 0) "
+                "AND (only_sink IS NULL OR only_sink = ?) ORDER BY seq LIMIT 1)", (sink, sink)).fetchone())
                 for sink in sinks]
 
         if self._reader is None:
