@@ -1,7 +1,7 @@
 """Each process assembles only what it runs.
 
-- one process (``delivery_process = false``, or the memory or nats buffer): ingest and the sink
-  pipelines;
+- one process (``delivery_process = false``, one CPU core, the memory buffer, or nats unless
+  ``delivery_process = true``): ingest and the sink pipelines;
 - the main process of two: ingest, and the delivery process as ``RemoteDelivery``;
 - the delivery process: the sink pipelines, a control server for the main process, and a watch
   on the main process.
@@ -68,13 +68,15 @@ def _url(listener: ListenerConfig) -> str:
 
 
 def delivery_process(config: Config, control_socket: str, main_pid: int) -> Daemon:
-    """The second process: the sink pipelines on the main process's SQLite file."""
+    """The second process: the sink pipelines on what the main process stores (its SQLite file, or
+    the NATS stream)."""
     from .control import ControlServer
 
-    buffer = config.buffer.build(config.directory, appended_elsewhere=True)  # type: ignore[call-arg]
+    buffer = config.buffer.build(config.directory, appended_elsewhere=True)
     taps = TapHub()
     delivery = LocalDelivery(buffer, build_sinks(config), taps, READ_BATCH_ALONE)
     control = ControlServer(control_socket, delivery, taps)
-    watch = MainProcessWatch(main_pid, lambda: publish_states(buffer, delivery, STATE_SECONDS))
+    publish = (lambda: publish_states(buffer, delivery, STATE_SECONDS)) if buffer.carries_sink_states else None
+    watch = MainProcessWatch(main_pid, publish)
     return Daemon(config, buffer, [delivery, control, watch], delivery, taps, {"sinks": list(config.sinks)},
                   ignore_sigint=True)

@@ -28,6 +28,9 @@ ListenerT = TypeVar("ListenerT", bound="ListenerConfig")
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+SHARED_BUFFERS = ("sqlite", "nats")  # buffer kinds a second process can read: delivery_process may split them
+
+
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     pass
 
@@ -36,7 +39,8 @@ class ServiceConfig(_Section):
     """``[service]``: logging, shutdown, and whether sinks run in a second process.
 
     ``delivery_process = "auto"`` (the default) runs them in a second process when the buffer
-    is sqlite and the machine gives this process two CPU cores or more.
+    is sqlite and the machine gives this process two CPU cores or more; ``true`` also splits a
+    nats daemon (measured: no gain on 2 cores beside a nats-server, bench/README.md).
     """
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -203,9 +207,9 @@ class _Loader:
             raise self.error("admin", "token", f"admin.host {admin.host!r} is not loopback: set admin.token (a "
                              'Bearer token, "${CONNECTOR_ADMIN_TOKEN}") or bind 127.0.0.1')
         buffer = self.load_buffer(document.get("buffer", {}))
-        if service.delivery_process is True and buffer.__struct_config__.tag != "sqlite":
-            raise self.error("service", "delivery_process", "needs the sqlite buffer (the delivery process "
-                             "reads the same database file)")
+        if service.delivery_process is True and buffer.__struct_config__.tag not in SHARED_BUFFERS:
+            raise self.error("service", "delivery_process", "needs the sqlite or the nats buffer (the "
+                             "delivery process reads what the main process stores; a memory buffer is its own)")
         config = Config(self.path, service, server, admin, buffer)
         for section in SECTIONS:
             tables = document.get(section, {})

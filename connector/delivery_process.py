@@ -1,9 +1,10 @@
 """``[service] delivery_process`` (``"auto"``: on 2+ cores): the sinks run in a second process.
 
 The main process serves HTTP and polls sources; ``RemoteDelivery`` starts ``connector run
---role delivery``, which runs the sink pipelines on the same SQLite file. The delivery process
-publishes each sink's state (paused, last error, counts, lag) into the database twice a second,
-for the main process's lag gauges and for when it cannot ask; it also answers ``/status``,
+--role delivery``, which runs the sink pipelines on the same SQLite file (or NATS stream). With
+SQLite the delivery process publishes each sink's state (paused, last error, counts, lag) into the
+database twice a second, for the main process's lag gauges and for when it cannot ask (with NATS
+the main process asks it as often instead); it also answers ``/status``,
 ``/metrics`` and ``/tap`` on a unix socket only the main process knows (``control.py``): the
 main process's admin ``/status`` shows its sinks live, its metrics are merged into the
 main process's, and its taps (of mappers and sinks) are streamed to the main process's clients.
@@ -99,11 +100,16 @@ class RemoteDelivery:
             self._process.send_signal(signal.SIGHUP)
 
     async def _mirror_states(self) -> None:
-        """Keep ``states`` up to date with what the delivery process publishes."""
+        """Keep ``states`` up to date with what the delivery process publishes in the buffer, or,
+        for a buffer that carries no states (nats), with what it answers on its control socket."""
         decoder = msgspec.json.Decoder(SinkState)
         while True:
-            raw = await self.buffer.sink_states()
-            self.states = {sink: decoder.decode(raw[sink]) for sink in self.sinks if sink in raw}
+            if self.buffer.carries_sink_states:
+                raw = await self.buffer.sink_states()
+                self.states = {sink: decoder.decode(raw[sink]) for sink in self.sinks if sink in raw}
+            elif (response := await self._get("/status")) is not None:
+                self.states = {sink: msgspec.convert(state, SinkState)
+                               for sink, state in response.json()["sinks"].items()}
             await anyio.sleep(STATE_SECONDS)
 
     async def _get(self, path: str) -> httpx.Response | None:
@@ -161,7 +167,8 @@ class MainProcessWatch:
         self.log = logger("delivery")
 
     def tasks(self) -> list[Task]:
-        return [Task("delivery", self._watch, ends_daemon=True), Task("delivery", self.publish)]
+        publishing = [] if self.publish is None else [Task("delivery", self.publish)]
+        return [Task("delivery", self._watch, ends_daemon=True), *publishing]
 
     async def _watch(self) -> None:
         while os.getppid() == self.main_pid:

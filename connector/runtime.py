@@ -59,6 +59,7 @@ class Daemon:
 
     async def run(self) -> int:
         await self.buffer.open(self.delivery.reading_sinks)
+        await self.buffer.keep_for([sink for sink in self.config.sinks if sink not in self.delivery.reading_sinks])
         metrics.watch_buffer(self.delivery.lag, lambda: self.buffer.stored_bytes)
         _settle_memory()
         self.log.info("starting", **self.announce)

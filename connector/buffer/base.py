@@ -26,7 +26,9 @@ from ..records import DeadLetter, Record
 class BufferConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, tag_field="type"):
     """Base of the ``[buffer]`` table of each kind."""
 
-    def build(self, config_dir: str) -> Buffer:
+    def build(self, config_dir: str, appended_elsewhere: bool = False) -> Buffer:
+        """The buffer, not yet open; ``appended_elsewhere``: in a delivery process (another
+        process appends, this one reads)."""
         raise NotImplementedError
 
 
@@ -46,6 +48,7 @@ class Buffer(abc.ABC):
     durable: bool = True
     location = "memory"  # where the records are: the same for every process of one daemon's config
     max_bytes: int | None = None  # the most the records may take (None: no bound in bytes)
+    carries_sink_states = False  # a delivery process publishes its sinks' states through it (else: asked)
 
     def __init__(self) -> None:
         self._appended = anyio.Event()
@@ -60,6 +63,11 @@ class Buffer(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Persist cursors and release storage."""
+
+    async def keep_for(self, sinks: Sequence[str]) -> None:
+        """Make sure what is stored from now on waits for each of ``sinks``, though none of them
+        reads in this process (the main process of two, before it takes webhooks). Kinds that keep
+        every record until each sink passed it need nothing; nats declares each sink's consumer."""
 
     def claim(self) -> None:
         """Make this process the buffer's one owner while it runs a daemon; raise ``BufferInUse``

@@ -17,7 +17,7 @@ class MemoryBufferConfig(BufferConfig, tag="memory"):
 
     max_records: int = 100_000
 
-    def build(self, config_dir: str) -> Buffer:
+    def build(self, config_dir: str, appended_elsewhere: bool = False) -> Buffer:
         return MemoryBuffer(self.max_records)
 
 

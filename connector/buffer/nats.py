@@ -87,8 +87,8 @@ class NatsBufferConfig(BufferConfig, tag="nats"):
     stall_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     allow_unsafe_server: bool = False
 
-    def build(self, config_dir: str) -> Buffer:
-        return NatsBuffer(self, config_dir)
+    def build(self, config_dir: str, appended_elsewhere: bool = False) -> Buffer:
+        return NatsBuffer(self, config_dir)  # every process of every daemon shares the stream alike
 
 
 class UnsafeServer(Exception):
@@ -206,13 +206,25 @@ class NatsBuffer(Buffer):
         except nats.js.errors.NotFoundError:
             await self._js.add_stream(config)
 
+    def _consumer_config(self, sink: str) -> api.ConsumerConfig:
+        return api.ConsumerConfig(durable_name=f"{self.stream}_{_token(sink)}", ack_policy=api.AckPolicy.EXPLICIT,
+                                  ack_wait=self.config.ack_wait_seconds, max_deliver=-1,
+                                  max_ack_pending=MAX_ACK_PENDING, deliver_policy=api.DeliverPolicy.ALL,
+                                  filter_subject=f"{self.stream}.records.>")
+
     async def _consumer(self, sink: str) -> Any:
-        durable = f"{self.stream}_{_token(sink)}"
-        config = api.ConsumerConfig(durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT,
-                                    ack_wait=self.config.ack_wait_seconds, max_deliver=-1,
-                                    max_ack_pending=MAX_ACK_PENDING, deliver_policy=api.DeliverPolicy.ALL)
-        return await self._js.pull_subscribe(f"{self.stream}.records.>", durable=durable, stream=self.stream,
-                                             config=config)
+        config = self._consumer_config(sink)
+        return await self._js.pull_subscribe(f"{self.stream}.records.>", durable=config.durable_name,
+                                             stream=self.stream, config=config)
+
+    async def keep_for(self, sinks: Sequence[str]) -> None:
+        """Declare each sink's durable consumer: with interest retention, a record stored while a
+        sink has no consumer yet would be kept for nobody (deleted at once)."""
+        for sink in sinks:
+            try:
+                await self._js.add_consumer(self.stream, self._consumer_config(sink))
+            except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
+                raise BufferUnavailable(f"cannot declare the nats consumer of sink {sink}: {exc}") from exc
 
     async def close(self) -> None:
         with anyio.CancelScope(shield=True):

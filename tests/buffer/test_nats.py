@@ -329,3 +329,39 @@ def test_a_stalled_consumer_is_shown_and_bound_again_and_a_paused_one_is_shown(n
         await buffer.close()
 
     anyio.run(main)
+
+
+def test_records_stored_before_a_sink_reads_wait_for_it(nats_server):
+    """Interest retention keeps a record only for the consumers that exist when it is stored: the
+    main process of two declares every sink's consumer before it takes a webhook."""
+
+    async def main() -> list[str]:
+        writer = NatsBuffer(NatsBufferConfig(url=nats_server.url, stream="early"), ".")
+        reader = NatsBuffer(NatsBufferConfig(url=nats_server.url, stream="early"), ".")
+        await writer.open([])
+        await writer.keep_for(["out"])
+        await writer.append([NewRecord(f"events-{i}", "events", 1.0, b'{"a":%d}' % i) for i in range(3)])
+        await reader.open(["out"])  # the delivery process, later
+        got = await reader.read("out", 1000)
+        await reader.ack("out", [r.seq for r in got])
+        await writer.close()
+        await reader.close()
+        return [r.id for r in got]
+
+    assert anyio.run(main) == ["events-0", "events-1", "events-2"]
+
+
+def test_a_daemon_with_a_delivery_process_delivers_what_it_took_before_that_process_started(
+        daemon_factory, tmp_path, nats_server):
+    config = MEMORY_SINK.replace('[buffer]', '[service]\ndelivery_process = true\n\n[buffer]') % nats_server.url
+    daemon = daemon_factory(config).start()  # answers as soon as the main process listens
+    for n in range(20):
+        assert daemon.post("/in", json.dumps({"n": n})).status_code == 200
+    out = tmp_path / "out" / "events.ndjson"
+    wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 20)
+    assert len(wait_until(lambda: daemon.children())) == 1  # the sinks ran in their own process
+    def archive() -> dict:
+        return daemon.admin_get("/status").json()["sinks"]["archive"]
+
+    wait_until(lambda: archive()["delivered"] == 20 and archive()["lag"] == 0)  # the lag is asked of the server
+    assert daemon.stop() == 0

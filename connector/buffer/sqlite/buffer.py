@@ -61,6 +61,8 @@ class SqliteBufferConfig(BufferConfig, tag="sqlite"):
 class SqliteBuffer(Buffer):
     """Records, cursors and dead letters in one SQLite database."""
 
+    carries_sink_states = True
+
     def __init__(self, path: str, max_bytes: int = 1 << 30, appended_elsewhere: bool = False,
                  min_free_bytes: int = 0, retain_seconds: float = 0.0):
         super().__init__()
