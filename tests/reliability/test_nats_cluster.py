@@ -42,6 +42,7 @@ stream = "cluster"
 replicas = 3
 publish_timeout_seconds = %(timeout)s
 ack_wait_seconds = 10
+startup_wait_seconds = 60  # three nodes forming a cluster on a loaded machine: a daemon waits for it
 
 [sources.jebbit]
 type = "jebbit"
