@@ -14,8 +14,10 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
+    """Chromium for one test. Not shared: Playwright's sync API holds an event loop on the thread
+    while it runs, and the worker's next test may need to run one (``anyio.run``)."""
     sync_api = pytest.importorskip("playwright.sync_api",
                                    reason="playwright is not installed (pip install -e '.[test]')")
     if CHROMIUM is None:
