@@ -133,6 +133,10 @@ def build_sources(config: Config) -> Sources:
             graph.webhook.append(source)
         elif isinstance(source, PollingSource):
             graph.polling.append(source)
+        else:  # it would build, and run nowhere
+            raise ConfigError(f"{config.where(f'sources.{component.name}', 'type')}: {type(component.config).__name__}"
+                              f".build returned a {type(source).__name__}, neither a connector.WebhookSource nor a "
+                              "connector.PollingSource: the plugin must return one of the two")
     return graph
 
 

@@ -14,15 +14,16 @@ from pathlib import Path
 
 from ..errors import CommandError
 
-NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 PARTS = ("source", "mapper", "sink")
 
 
 def new_plugin(name: str, directory: str, parts: set[str]) -> Path:
     """Write ``connector-NAME/`` in ``directory`` with the chosen ``parts``; return its path."""
     if not NAME.match(name):
-        raise CommandError(f"plugin name {name!r}: use lowercase letters, digits and underscores, "
-                           "starting with a letter (e.g. typeform)")
+        raise CommandError(f"plugin name {name!r}: use lowercase letters, digits, underscores and hyphens, "
+                           "starting with a letter (e.g. typeform, surveymonkey-poll)")
+    name = name.replace("-", "_")  # pip's name may have hyphens; the module and the type names get underscores
     parts = parts or set(PARTS)
     root = Path(directory) / f"connector-{name.replace('_', '-')}"
     if root.exists():

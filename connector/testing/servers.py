@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import threading
 from typing import Any
 
@@ -37,12 +38,22 @@ class ThreadedServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ThreadedServer:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
-                                lifespan="off", access_log=False, loop="asyncio", interface="asgi3")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        """Listen (an ``OSError`` at once when the port is taken) and serve in a thread."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", self.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"cannot serve on 127.0.0.1:{self.port}: {exc.strerror}") from None
+        config = uvicorn.Config(self.app, log_config=None, lifespan="off", access_log=False, loop="asyncio",
+                                interface="asgi3")
+        server = self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
-        wait_until(lambda: self._server is not None and self._server.started, timeout=10)
+        wait_until(lambda: server.started or not self._thread.is_alive(), timeout=10)
+        if not server.started:
+            raise RuntimeError(f"the server on 127.0.0.1:{self.port} stopped before it served")
         return self
 
     def stop(self) -> None:

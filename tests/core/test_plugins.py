@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import inspect
+import os
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
 from connector import hookspecs
 from connector.errors import PluginError
 from connector.plugins import load_registry
+from connector.testing import ThreadedServer
 
 
 def test_every_hook_is_documented_with_its_parameters():
@@ -74,3 +78,22 @@ def test_naming_an_installed_plugin_in_connector_plugins_loads_it_once(monkeypat
     monkeypatch.setenv("CONNECTOR_PLUGINS", "connector_files")  # also installed, as entry point "files"
     registry = load_registry()
     assert registry.get("sink", "file").plugin == "files"
+
+
+def test_a_source_that_is_neither_a_webhook_nor_a_polling_source_is_a_config_error(tmp_path, plugin_env):
+    config = tmp_path / "connector.toml"
+    config.write_text('[sources.odd]\ntype = "nowhere"\n\n[sinks.out]\ntype = "stdout"\ninputs = ["odd"]\n')
+    result = subprocess.run([sys.executable, "-m", "connector", "check", "-c", str(config)], capture_output=True,
+                            text=True, env={**os.environ, **plugin_env})
+    assert result.returncode == 1
+    assert "sources.odd.type" in result.stderr and "neither a connector.WebhookSource nor" in result.stderr
+
+
+def test_a_fake_server_on_a_port_in_use_says_so_at_once():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        started = time.monotonic()
+        with pytest.raises(OSError, match="cannot serve on 127.0.0.1"):
+            ThreadedServer(lambda scope, receive, send: None, port=taken.getsockname()[1]).start()
+        assert time.monotonic() - started < 2

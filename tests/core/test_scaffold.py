@@ -13,9 +13,10 @@ import pytest
 from connector.testing import run_command
 
 
-@pytest.mark.parametrize("parts", [[], ["--mapper"], ["--source", "--sink"]])
-def test_the_generated_plugin_passes_its_tests_and_registers(tmp_path, parts):
-    done = run_command("new-plugin", "acme_forms", *parts, "--directory", str(tmp_path))
+@pytest.mark.parametrize(("name", "parts"), [("acme_forms", []), ("acme-forms", ["--mapper"]),  # pip-style too
+                                             ("acme_forms", ["--source", "--sink"])])
+def test_the_generated_plugin_passes_its_tests_and_registers(tmp_path, name, parts):
+    done = run_command("new-plugin", name, *parts, "--directory", str(tmp_path))
     assert done.returncode == 0, done.stderr
     root = tmp_path / "connector-acme-forms"
     assert done.stdout.startswith(f"wrote {root}\n")
@@ -34,8 +35,8 @@ def test_the_generated_plugin_passes_its_tests_and_registers(tmp_path, parts):
 def test_a_name_that_cannot_be_a_package_is_refused(tmp_path):
     done = run_command("new-plugin", "Acme-Forms", "--directory", str(tmp_path))
     assert done.returncode == 1
-    assert done.stderr == ("connector: error: plugin name 'Acme-Forms': use lowercase letters, digits and "
-                           "underscores, starting with a letter (e.g. typeform)\n")
+    assert done.stderr == ("connector: error: plugin name 'Acme-Forms': use lowercase letters, digits, "
+                           "underscores and hyphens, starting with a letter (e.g. typeform, surveymonkey-poll)\n")
     assert list(tmp_path.iterdir()) == []
 
 

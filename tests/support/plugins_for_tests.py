@@ -1,4 +1,5 @@
-"""Test-only component types: a sink that refuses some records, a sink that crashes, a clash."""
+"""Test-only component types: a sink that refuses some records, a sink that crashes, a source
+that is neither a webhook nor a polling source."""
 
 from __future__ import annotations
 
@@ -69,7 +70,15 @@ class CrashingSink(connector.Sink):
                 await acks.ack(batch)
 
 
+class NowhereSourceConfig(connector.SourceConfig, tag="nowhere"):
+    """A source type written wrong: its ``build`` returns a plain ``Source``, which no part runs."""
+
+    def build(self, ctx: connector.BuildContext) -> connector.Source:
+        return connector.Source()
+
+
 @connector.hookimpl
 def connector_register(registry: connector.Registry) -> None:
     registry.add(PickySinkConfig)
     registry.add(CrashingSinkConfig)
+    registry.add(NowhereSourceConfig)
