@@ -32,7 +32,8 @@ class ComponentMetrics(Protocol):
 
     def observe_request(self, seconds: float) -> None:
         """One request to the component's destination or API took ``seconds``
-        (``connector_sink_request_seconds{sink}``)."""
+        (``connector_sink_request_seconds{sink}``, or for a polling source
+        ``connector_source_request_seconds{source}``)."""
 
     def count(self, name: str, amount: float = 1.0) -> None:
         """Add ``amount`` to the component's counter ``connector_plugin_<name>_total{component}``

@@ -120,7 +120,8 @@ def build_sources(config: Config) -> Sources:
     graph = Sources()
     paths: dict[str, str] = {}
     for component in config.sources.values():
-        source: Source = component.config.build(_context(config, component.name))  # type: ignore[attr-defined]
+        context = _context(config, component.name, component.kind)
+        source: Source = component.config.build(context)  # type: ignore[attr-defined]
         source.name = component.name
         if isinstance(source, WebhookSource):
             where = config.where(f"sources.{component.name}", "path")
@@ -142,7 +143,7 @@ def build_sources(config: Config) -> Sources:
 
 def build_mappers(config: Config) -> dict[str, Mapper]:
     """Build the mappers (what ``connector test`` runs)."""
-    return {c.name: c.config.build(_context(config, c.name))  # type: ignore[attr-defined]
+    return {c.name: c.config.build(_context(config, c.name, c.kind))  # type: ignore[attr-defined]
             for c in config.mappers.values()}
 
 
@@ -161,11 +162,12 @@ def build_sinks(config: Config) -> Sinks:
                     routes.setdefault(source, []).append(Route(item, mappers[item]))
         graph.routes[component.name] = routes
         build = functools.partial(component.config.build,  # type: ignore[attr-defined]
-                                  _context(config, component.name))
+                                  _context(config, component.name, component.kind))
         graph.sinks[component.name] = build()
         graph.rebuild[component.name] = build
     return graph
 
 
-def _context(config: Config, name: str) -> BuildContext:
-    return BuildContext(name=name, config_dir=config.directory, log=logger(name), metrics=ComponentMetrics(name))
+def _context(config: Config, name: str, kind: str) -> BuildContext:
+    return BuildContext(name=name, config_dir=config.directory, log=logger(name),
+                        metrics=ComponentMetrics(name, kind))

@@ -112,6 +112,9 @@ ACK_SECONDS = LoopHistogram("connector_ack_seconds", "Webhook request in to 2xx 
                             registry=REGISTRY)
 SINK_REQUEST_SECONDS = Histogram("connector_sink_request_seconds", "Duration of a sink's requests.",
                                  ["sink"], registry=REGISTRY)
+SOURCE_REQUEST_SECONDS = Histogram("connector_source_request_seconds", "Duration of a polling source's requests.",
+                                   ["source"], registry=REGISTRY)
+REQUEST_SECONDS = {"sink": SINK_REQUEST_SECONDS, "source": SOURCE_REQUEST_SECONDS}  # mappers make no requests
 
 
 class BufferCollector(Collector):
@@ -137,13 +140,18 @@ _PLUGIN_METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class ComponentMetrics:
-    """``connector.ComponentMetrics`` for one component: its name is the label."""
+    """``connector.ComponentMetrics`` for one component: its name is the label, its ``kind``
+    (source, mapper, sink) says which metric its requests go to."""
 
-    def __init__(self, component: str):
+    def __init__(self, component: str, kind: str = "sink"):
         self.component = component
-        self._request_seconds = SINK_REQUEST_SECONDS.labels(component)
+        self.kind = kind
+        histogram = REQUEST_SECONDS.get(kind)
+        self._request_seconds = None if histogram is None else histogram.labels(component)
 
     def observe_request(self, seconds: float) -> None:
+        if self._request_seconds is None:
+            raise TypeError(f"{self.component}: a {self.kind} makes no requests (mappers do no I/O)")
         self._request_seconds.observe(seconds)
 
     def count(self, name: str, amount: float = 1.0) -> None:

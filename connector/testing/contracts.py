@@ -108,7 +108,7 @@ class MapperContract:
         return []
 
     def mapper(self) -> Any:
-        return self.config.build(build_context("mapper"))
+        return self.config.build(build_context("mapper", kind="mapper"))
 
     def test_maps_records_deterministically_without_changing_them(self) -> None:
         mapper = self.mapper()

@@ -37,9 +37,10 @@ def make_envelope(payload: Any, index: int = 0, record: Record | None = None, ma
     return Envelope(ids.message_id(record.id, mapper, index), payload, record, index)
 
 
-def build_context(name: str = "component", config_dir: str = ".") -> BuildContext:
-    """What ``build`` gets when the daemon builds the component ``name``."""
-    return BuildContext(name=name, config_dir=config_dir, log=logger(name), metrics=ComponentMetrics(name))
+def build_context(name: str = "component", config_dir: str = ".", kind: str = "sink") -> BuildContext:
+    """What ``build`` gets when the daemon builds the component ``name`` of ``kind`` (source,
+    mapper, sink)."""
+    return BuildContext(name=name, config_dir=config_dir, log=logger(name), metrics=ComponentMetrics(name, kind))
 
 
 class RecordingAcks:
@@ -128,7 +129,7 @@ class WebhookHarness:
         return self
 
     def _build(self) -> None:
-        source = self.config.build(build_context(self.name))
+        source = self.config.build(build_context(self.name, kind="source"))
         if not isinstance(source, WebhookSource):
             raise TypeError(f"{type(self.config).__qualname__} builds a {type(source).__name__}, not a WebhookSource")
         source.name = self.name

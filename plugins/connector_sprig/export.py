@@ -43,7 +43,7 @@ class SprigExportConfig(connector.SourceConfig, tag="sprig_export"):
     retry_max_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
 
     def build(self, ctx: connector.BuildContext) -> connector.Source:
-        return SprigExport(self, ctx.log)
+        return SprigExport(self, ctx.log, ctx.metrics)
 
 
 class Window(msgspec.Struct, frozen=True):
@@ -77,9 +77,10 @@ _page_decoder = msgspec.json.Decoder(Page)
 class SprigExport(connector.PollingSource):
     """Pages through new responses every ``poll_interval`` seconds."""
 
-    def __init__(self, config: SprigExportConfig, log: Any):
+    def __init__(self, config: SprigExportConfig, log: Any, metrics: connector.ComponentMetrics):
         self.config = config
         self.log = log
+        self.metrics = metrics
         self.url = config.base_url.rstrip("/") + "/v1/responses"
 
     async def run(self, ctx: connector.SourceContext) -> None:
@@ -126,12 +127,14 @@ class SprigExport(connector.PollingSource):
             params["cursor"] = window.cursor
         if self.config.with_snapshots:
             params["with_snapshots"] = "true"
+        started = time.perf_counter()
         try:
             response = await client.get(self.url, params=params)
         except httpx.TimeoutException:
             raise PageError("timeout") from None
         except httpx.TransportError as exc:
             raise PageError(f"connection error ({type(exc).__name__})") from None
+        self.metrics.observe_request(time.perf_counter() - started)
         status = response.status_code
         if status == 404:  # Sprig: "could not find responses matching this query"
             return None

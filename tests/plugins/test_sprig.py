@@ -295,4 +295,7 @@ inputs = ["sprig_api", "sprig_api_eu"]''')
     wait_until(lambda: per_source()[0] > 0 and per_source()[0] == per_source()[1])  # each source, every row
     polled = daemon.admin_get("/status").json()["sources"]["sprig_api_eu"]
     assert polled["paused"] is None and polled["last_poll"] > 0 and polled["cursor"]  # as the console shows it
+    text = daemon.admin_get("/metrics").text  # a source's requests are labelled as a source's
+    assert 'connector_source_request_seconds_count{source="sprig_api_eu"}' in text
+    assert 'connector_sink_request_seconds_count{sink="sprig_api_eu"}' not in text
     assert daemon.stop() == 0  # both pollers cancelled, the daemon drained
