@@ -25,7 +25,7 @@ from .source import JebbitSourceConfig
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 
 
-def jebbit_source(ctx: connector.CommandContext, config: connector.Config, name: str | None) -> str:
+def jebbit_source(config: connector.Config, name: str | None) -> str:
     """The name of the config's jebbit source: ``name``, or the only one."""
     sources = [n for n, c in config.sources.items() if isinstance(c.config, JebbitSourceConfig)]
     if name is not None:
@@ -54,7 +54,7 @@ def secret_variables(ctx: connector.CommandContext, config: connector.Config, so
 
 def setup(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: JebbitAPI) -> int:
     config = ctx.load_config(args.config)
-    source = jebbit_source(ctx, config, args.source)
+    source = jebbit_source(config, args.source)
     variable = secret_variables(ctx, config, source)[0]  # while rotating, the current one
     endpoint = _endpoint(args.public_url, config.sources[source].config.path)
     wanted = Integration(endpoint=endpoint, region=args.region, is_active=True,

@@ -32,7 +32,7 @@ from .roundtrip import verify_test_delivery
 
 def rotate_secret(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: JebbitAPI) -> int:
     config = ctx.load_config(args.config)
-    source = jebbit_source(ctx, config, args.source)
+    source = jebbit_source(config, args.source)
     current, previous = _two_variables(ctx, config, source)
     env_file = args.env_file or os.path.join(config.directory, ".env")
     held = connector.read_env_file(env_file) if os.path.exists(env_file) else {}

@@ -97,12 +97,6 @@ def backfill(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: Je
     return 0
 
 
-def show_backfill(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: JebbitAPI) -> int:
-    job = jebbit.backfill(args.id)
-    print(f"backfill {job.id}: {_state(job)}")
-    return 0
-
-
 class _ReceivedCounter:
     """Records the running daemon stored from the backfilled source since the backfill started."""
 
@@ -148,7 +142,7 @@ def _source_for(ctx: connector.CommandContext, config: connector.Config, name: s
                if isinstance(c.config, JebbitSourceConfig) and c.config.path == path]
     if name is None and len(by_path) == 1:
         return by_path[0]
-    source = jebbit_source(ctx, config, name)
+    source = jebbit_source(config, name)
     if config.sources[source].config.path != path:
         raise connector.CommandError(
             f"integration {integration} posts to {endpoint or 'no endpoint'}, but sources.{source} listens on "

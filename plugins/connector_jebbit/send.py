@@ -15,7 +15,7 @@ import uuid
 
 import httpx
 
-from .signature import HEADER, sign
+from .signature import HEADER, TEST_HEADER, sign
 
 
 def sample_experience(email: str) -> dict:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     body = json.dumps([sample_experience(args.email)]).encode()
     headers = {"content-type": "application/json", HEADER: sign(args.secret, body)}
     if args.test:
-        headers["x-jebbit-test"] = "true"
+        headers[TEST_HEADER] = "true"
     try:
         verify = ssl.create_default_context(cafile=args.cacert) if args.cacert else True
         response = httpx.post(args.url, content=body, headers=headers, timeout=10, verify=verify)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 HEADER = "x-jebbit-signature"
+TEST_HEADER = "x-jebbit-test"  # Jebbit's test delivery, signed like any other: acknowledged, not stored
 _PLAIN = re.compile(r"t=([0-9]+),v1=([^,\s]+)")
 
 

@@ -12,9 +12,7 @@ import connector
 from connector import ConfigError, HTTPError
 
 from .schema import delivery_items
-from .signature import HEADER, SignatureError, Verifier
-
-TEST_HEADER = "x-jebbit-test"
+from .signature import HEADER, TEST_HEADER, SignatureError, Verifier
 
 
 class JebbitSourceConfig(connector.SourceConfig, tag="jebbit"):

@@ -31,7 +31,7 @@ import pytest
 
 from connector.testing import ThreadedServer, read_body
 
-from .signature import HEADER, sign
+from .signature import HEADER, TEST_HEADER, sign
 
 TEST_DELIVERY = [
     '{"data":{"email":"test@example.com","test_attribute":"attribute_value",'
@@ -206,7 +206,7 @@ class FakeJebbitAPI(ThreadedServer):
     async def _post(self, kind: str, integration: dict[str, Any], body: bytes, test: bool = False) -> int:
         headers = _signed(integration, body)
         if test:
-            headers["x-jebbit-test"] = "true"
+            headers[TEST_HEADER] = "true"
         try:
             async with httpx.AsyncClient(timeout=10) as client:
                 status = (await client.post(integration["endpoint"], content=body, headers=headers)).status_code
