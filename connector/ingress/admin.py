@@ -12,8 +12,11 @@ Routes (``connector status | tap | dlq`` use them; the console will too):
   ``bodies=0``; ``total`` counts the matching ones); ``POST /dead-letters/replay`` and
   ``/dead-letters/purge`` with ``{"ids": [...]}`` or ``{"all": true}`` (JSON, from no other origin).
 
-With ``[admin] token`` set, every route but ``/healthz``, ``/metrics`` and the console's files needs ``Authorization:
-Bearer <token>`` (compared in constant time; 401 otherwise, logged without the token).
+With ``[admin] token`` set, every route but ``/healthz``, ``/metrics`` and the console's files needs
+``Authorization: Bearer <token>`` (compared in constant time; 401 otherwise, logged without the
+token). Without one, any web page the operator has open could ask: so the other routes answer only
+a ``Host`` that is an address or localhost (no DNS rebinding), and a ``POST`` must be JSON from the
+listener's own origin (no cross-site request); 403 otherwise.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ class AdminApp:
     def _foreign(self, scope: Scope) -> str | None:
         """Why a request may come from another site's page in the operator's browser (None: it cannot)."""
         headers = dict(scope["headers"])
-        if self.expected is None and not _local_name(headers.get(b"host", b"")):
+        if self.expected is None and scope["path"] not in OPEN_PATHS and not _local_name(headers.get(b"host", b"")):
             return "without [admin] token, the admin listener answers to its address or localhost only"
         if scope["method"] == "POST":
             origin = headers.get(b"origin")

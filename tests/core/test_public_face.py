@@ -142,6 +142,8 @@ def test_without_a_token_the_admin_listener_answers_no_other_site_and_filters_de
     # a page elsewhere in the operator's browser: by a rebound DNS name, a form, a cross-origin fetch
     rebound = httpx.get(daemon.admin_url + "/status", headers={"host": "attacker.example:80"})
     assert rebound.status_code == 403 and "localhost" in rebound.json()["detail"]
+    scraped = httpx.get(daemon.admin_url + "/metrics", headers={"host": "metrics.internal:80"})
+    assert scraped.status_code == 200  # what holds no delivery stays open to a scraper by any name
     by_name = httpx.get(daemon.admin_url + "/status", headers={"host": f"localhost:{daemon.admin_port}"})
     assert by_name.status_code == 200
     replay = daemon.admin_url + "/dead-letters/replay"
