@@ -9,7 +9,6 @@ import threading
 from typing import Any
 
 import msgspec
-import uvicorn
 
 from .waiting import free_port, wait_until
 
@@ -25,12 +24,13 @@ async def read_body(receive: Any) -> bytes:
 
 
 class ThreadedServer:
-    """An ASGI app served by uvicorn on 127.0.0.1 in a background thread (for fakes in tests)."""
+    """An ASGI app served by uvicorn on 127.0.0.1 in a background thread (for fakes in tests;
+    uvicorn comes with ``connector[test]``, the daemon itself does not need it)."""
 
     def __init__(self, app: Any, port: int | None = None):
         self.app = app
         self.port = port or free_port()
-        self._server: uvicorn.Server | None = None
+        self._server: Any = None  # a uvicorn.Server while it serves
         self._thread: Any = None
 
     @property
@@ -39,6 +39,10 @@ class ThreadedServer:
 
     def start(self) -> ThreadedServer:
         """Listen (an ``OSError`` at once when the port is taken) and serve in a thread."""
+        try:
+            import uvicorn
+        except ImportError:
+            raise RuntimeError("ThreadedServer needs uvicorn: pip install 'connector[test]'") from None
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
