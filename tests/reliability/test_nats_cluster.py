@@ -9,10 +9,13 @@ duplicates are counted and printed (``-s``).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -181,16 +184,49 @@ class Readiness:
                         self.not_ready[self.phase] = self.not_ready.get(self.phase, 0) + 1
 
 
-def start_daemons(daemon_factory, fake_segment, tmp_path: Path, cluster: Cluster, count: int = 3) -> list:
+def start_daemons(daemon_factory, fake_segment, tmp_path: Path, cluster: Cluster, count: int) -> list:
     urls = "[" + ", ".join(f'"{url}"' for url in cluster.urls) + "]"
     config = CONFIG % {"urls": urls, "timeout": PUBLISH_TIMEOUT}
     return [daemon_factory(config, env=env(fake_segment.url), directory=tmp_path / f"d{i}").start(timeout=60)
             for i in range(count)]
 
 
-def start_loads(daemons: list) -> list[Load]:
-    return [Load(daemon.base_url + "/webhooks/jebbit", posters=3, pause=0.02, timeout=PUBLISH_TIMEOUT + 5,
-                 first_poster=10 * i).start() for i, daemon in enumerate(daemons)]
+@dataclass
+class Run:
+    """A run of a nemesis: the daemons, their loads, the /readyz samples, the stream leader when
+    the load began, and (once over) the figures."""
+
+    daemons: list = field(default_factory=list)
+    loads: list[Load] = field(default_factory=list)
+    readiness: Readiness | None = None
+    leader: Node | None = None
+    figures: dict[str, int] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def under_load(name: str, cluster: Cluster, daemon_factory, fake_segment, tmp_path: Path,
+               daemons: int = 3) -> Iterator[Run]:
+    """Daemons on ``cluster`` under paced signed load, /readyz sampled, for the nemesis inside the
+    ``with``; after it, the load stops, every acknowledged delivery is awaited (``Run.figures``,
+    printed with ``-s``), and the daemons stop."""
+    run = Run()
+    try:
+        run.daemons = start_daemons(daemon_factory, fake_segment, tmp_path, cluster, daemons)
+        run.leader = wait_until(lambda: cluster.leader("cluster"), timeout=30)
+        run.loads = [Load(daemon.base_url + "/webhooks/jebbit", posters=3, pause=0.02, timeout=PUBLISH_TIMEOUT + 5,
+                          first_poster=10 * i).start() for i, daemon in enumerate(run.daemons)]
+        run.readiness = Readiness(run.daemons).__enter__()
+        yield run
+    finally:
+        for load in run.loads:
+            load.stop()
+        if run.readiness is not None:
+            run.readiness.__exit__()
+        try:
+            run.figures = settle(name, run.loads, run.readiness, fake_segment)
+        finally:
+            for daemon in run.daemons:
+                daemon.stop()
 
 
 def settle(name: str, loads: list[Load], readiness: Readiness | None, fake_segment) -> dict[str, int]:
@@ -213,51 +249,37 @@ def test_nothing_acknowledged_is_lost_and_every_request_is_answered_under_faults
                                                                                  tmp_path):
     cluster = Cluster(tmp_path / "nats")
     cluster.start()
-    loads: list[Load] = []
-    daemons: list = []
-    readiness = None
     try:
-        daemons = start_daemons(daemon_factory, fake_segment, tmp_path, cluster)
-        leader = wait_until(lambda: cluster.leader("cluster"), timeout=30)
-        loads = start_loads(daemons)
-        readiness = Readiness(daemons).__enter__()
-        time.sleep(5)
+        with under_load("cluster", cluster, daemon_factory, fake_segment, tmp_path) as run:
+            assert run.readiness is not None and run.leader is not None
+            time.sleep(5)
 
-        readiness.phase = "leader killed"
-        leader.kill()  # the stream leader dies; the others elect one
-        time.sleep(5)
-        leader.start()
-        time.sleep(5)
+            run.readiness.phase = "leader killed"
+            run.leader.kill()  # the stream leader dies; the others elect one
+            time.sleep(5)
+            run.leader.start()
+            time.sleep(5)
 
-        paused = wait_until(lambda: cluster.leader("cluster"), timeout=30)
-        readiness.phase = "leader paused"
-        paused.signal(signal.SIGSTOP)  # the new leader hangs: requests must still be answered
-        time.sleep(8)
-        paused.signal(signal.SIGCONT)
-        readiness.phase = "load"
-        time.sleep(5)
+            paused = wait_until(lambda: cluster.leader("cluster"), timeout=30)
+            run.readiness.phase = "leader paused"
+            paused.signal(signal.SIGSTOP)  # the new leader hangs: requests must still be answered
+            time.sleep(8)
+            paused.signal(signal.SIGCONT)
+            run.readiness.phase = "load"
+            time.sleep(5)
 
-        readiness.phase = "daemon killed"
-        daemons[1].kill()  # a daemon dies with records in flight
-        time.sleep(3)
-        daemons[1].start(timeout=60)
-        readiness.phase = "load"
-        time.sleep(5)
+            run.readiness.phase = "daemon killed"
+            run.daemons[1].kill()  # a daemon dies with records in flight
+            time.sleep(3)
+            run.daemons[1].start(timeout=60)
+            run.readiness.phase = "load"
+            time.sleep(5)
     finally:
-        for load in loads:
-            load.stop()
-        if readiness is not None:
-            readiness.__exit__()
-        try:
-            figures = settle("cluster", loads, readiness, fake_segment)
-        finally:
-            for daemon in daemons:
-                daemon.stop()
-            cluster.stop()
-    assert figures["lost"] == 0
-    assert figures["unanswered"] == 0  # every request answered within publish_timeout_seconds + 5 s
-    assert figures["acknowledged"] > 1000 and figures["refused"] > 0  # the faults were felt; load went on
-    assert readiness is not None and readiness.not_ready.get("leader paused")  # no leader: not ready
+        cluster.stop()
+    assert run.figures["lost"] == 0
+    assert run.figures["unanswered"] == 0  # every request answered within publish_timeout_seconds + 5 s
+    assert run.figures["acknowledged"] > 1000 and run.figures["refused"] > 0  # the faults were felt; load went on
+    assert run.readiness.not_ready.get("leader paused")  # no leader: not ready
 
 
 @pytest.mark.skipif(netns.available() is not None, reason=f"no partition here: {netns.available()}")
@@ -268,34 +290,20 @@ def test_a_partitioned_stream_leader_loses_nothing_acknowledged_and_leaves_no_re
     acknowledge, and whatever it was sent must be answered (503) within the publish timeout."""
     network = Network(3)
     cluster = Cluster(tmp_path / "nats", network=network)
-    loads: list[Load] = []
-    daemons: list = []
-    readiness = None
     try:
         cluster.start()
-        daemons = start_daemons(daemon_factory, fake_segment, tmp_path, cluster, count=2)
-        leader = wait_until(lambda: cluster.leader("cluster"), timeout=30)
-        loads = start_loads(daemons)
-        readiness = Readiness(daemons).__enter__()
-        time.sleep(5)
-        readiness.phase = "leader partitioned"
-        network.partition(cluster.nodes.index(leader))
-        time.sleep(10)
-        network.heal(cluster.nodes.index(leader))
-        readiness.phase = "healed"
-        time.sleep(8)
+        with under_load("partition", cluster, daemon_factory, fake_segment, tmp_path, daemons=2) as run:
+            assert run.readiness is not None and run.leader is not None
+            time.sleep(5)
+            run.readiness.phase = "leader partitioned"
+            network.partition(cluster.nodes.index(run.leader))
+            time.sleep(10)
+            network.heal(cluster.nodes.index(run.leader))
+            run.readiness.phase = "healed"
+            time.sleep(8)
     finally:
-        for load in loads:
-            load.stop()
-        if readiness is not None:
-            readiness.__exit__()
-        try:
-            figures = settle("partition", loads, readiness, fake_segment)
-        finally:
-            for daemon in daemons:
-                daemon.stop()
-            cluster.stop()
-            network.close()
-    assert figures["lost"] == 0
-    assert figures["unanswered"] == 0
-    assert figures["acknowledged"] > 500
+        cluster.stop()
+        network.close()
+    assert run.figures["lost"] == 0
+    assert run.figures["unanswered"] == 0
+    assert run.figures["acknowledged"] > 500
