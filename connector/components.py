@@ -137,11 +137,36 @@ class WebhookSource(Source, abc.ABC):
 
 
 class PollingSource(Source, abc.ABC):
-    """A source that fetches records itself, in its own task."""
+    """A source that fetches records itself, in its own task: the contract.
+
+    - **Cursor.** Its position (an API cursor, a time window) is the ``checkpoint`` it passes to
+      ``ctx.append`` with the page it belongs to: after the page's records are stored, the source
+      resumes *after* them. ``await ctx.checkpoint()`` at the start of ``run`` is the position last
+      stored, or None on the first run (then start where the user configured, by default from now).
+    - **At least once, with idempotent ids.** A record's id is a hash of its source and its
+      canonical body: a page fetched twice gives the same ids, and the sinks deduplicate by them
+      (Segment's ``messageId``). The checkpoint keeps a restart from fetching a page twice; the
+      ids make it harmless if it does.
+    - **An empty page.** ``ctx.append([], checkpoint)`` stores only the new position (a window
+      moved past, a cursor advanced over nothing); ``ctx.append([])`` does nothing.
+    - **Failures.** A page that cannot be fetched for a passing reason (429, 5xx, a timeout) is
+      retried with backoff (``connector.full_jitter``), honouring ``Retry-After``
+      (``connector.retry_after_seconds``), and reported with ``ctx.error(reason)``. A refusal the
+      user must fix (401/403: a wrong key) is ``ctx.pause(reason)``; keep asking with backoff and
+      call ``ctx.resume()`` once a request succeeds.
+    - **A crash.** An exception out of ``run`` is logged with its traceback, shown in ``/status``,
+      and the source is started again, from its last checkpoint, after a backoff (1 s doubling to
+      5 min). The rest of the daemon runs on. A crash between a fetch and its ``append`` loses
+      nothing: the page is fetched again.
+    - **Stopping.** The daemon cancels ``run`` when it stops; whatever was appended is stored.
+
+    ``connector.testing.PollingSourceContract`` holds a polling source to this contract.
+    """
 
     @abc.abstractmethod
     async def run(self, ctx: SourceContext) -> None:
-        """Poll until cancelled; store records with ``ctx.append``; cancellation stops it."""
+        """Poll until cancelled: fetch a page, ``await ctx.append(records, checkpoint)``, repeat;
+        between polls, sleep. Returning ends the source (a one-off backfill); the daemon goes on."""
 
 
 class Mapper(abc.ABC):
@@ -163,12 +188,19 @@ class SourceContext(Protocol):
     async def append(self, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
         """Store decoded records (canonically, with deterministic ids); return once durable.
 
-        ``checkpoint`` (the source's position, e.g. an API cursor) is saved in the same
-        transaction, so after a crash the source resumes exactly after what was stored.
+        ``checkpoint`` (the source's position, e.g. an API cursor) is saved with the records: once
+        ``append`` returns, both are stored, so after a crash the source resumes after what was
+        stored. (The SQLite buffer writes both in one transaction; the NATS buffer writes the
+        checkpoint just after the records, so a crash between the two fetches that page again,
+        and its records keep their ids.)
         """
 
     async def checkpoint(self) -> bytes | None:
         """The checkpoint last stored with ``append``, or None on the first run."""
+
+    def error(self, reason: str) -> None:
+        """A fetch failed and will be retried (a 429, a 5xx, a timeout): logged, counted in
+        ``connector_source_errors_total{source}`` and shown as the last poll's outcome."""
 
     def pause(self, reason: str) -> None:
         """The source cannot fetch for a reason the user must fix (a refused API key): the admin

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import msgspec
 
+from .backoff import full_jitter
 from .buffer import Buffer
+from .components import PollingSource
 from .config import Config, ListenerConfig
 from .delivery import Delivery, Task
 from .graph import Sources
@@ -28,6 +31,8 @@ from .rates import RateHistory
 from .tap import TapHub
 
 CURSOR_SHOWN_CHARS = 200  # of a polling source's checkpoint, in /status
+POLL_RESTART_INITIAL_SECONDS = 1.0  # a crashed polling source starts again after 1 s, then up to 2, 4... s
+POLL_RESTART_MAX_SECONDS = 300.0
 
 
 @dataclass
@@ -88,10 +93,32 @@ class Ingest:
         for certificates in self.certificates:
             certificates.reload()
 
-    async def _poll(self, source: Any) -> None:
+    async def _poll(self, source: PollingSource) -> None:
+        """Run a polling source; a crash is logged and shown, and the source started again from its
+        last checkpoint after a backoff (the rest of the daemon runs on)."""
+        log = logger(source.name)
+        context = PollingContext(source.name, self.intake)
+        attempt = 0
         with anyio.CancelScope() as scope:
             self._polling.append(scope)
-            await source.run(PollingContext(source.name, self.intake))
+            while True:
+                stored_before = self.intake.received.get(source.name, 0)
+                try:
+                    await source.run(context)
+                except Exception as exc:  # noqa: BLE001 - a plugin's crash; its source starts over
+                    if self.intake.received.get(source.name, 0) > stored_before:
+                        attempt = 0  # it got somewhere before it crashed
+                    delay = max(POLL_RESTART_INITIAL_SECONDS,
+                                full_jitter(attempt, POLL_RESTART_INITIAL_SECONDS * 2, POLL_RESTART_MAX_SECONDS))
+                    attempt += 1
+                    reason = f"crashed: {type(exc).__name__}: {exc}"
+                    log.error("polling source crashed; it starts again from its last checkpoint",
+                              error=repr(exc), restart_in_seconds=round(delay, 1), exc_info=exc)
+                    context.error(reason)
+                    await anyio.sleep(delay)
+                    continue
+                log.info("polling source finished (its run returned)")
+                return
 
     async def _serve(self) -> None:
         try:
@@ -120,9 +147,11 @@ class Ingest:
         sources: dict[str, Any] = self.webhooks.source_status()
         for source in self.sources.polling:
             cursor = await self.buffer.checkpoint(checkpoint_name(source.name))
+            outcome = self.intake.polls.get(source.name)
             sources[source.name] = {"received": self.intake.received.get(source.name, 0),
                                     "paused": self.intake.paused.get(source.name),
-                                    "last_poll": self.intake.polled_at.get(source.name),
+                                    "last_poll": None if outcome is None else outcome.at,
+                                    "last_outcome": None if outcome is None else msgspec.to_builtins(outcome),
                                     "cursor": None if cursor is None else
                                     cursor.decode(errors="replace")[:CURSOR_SHOWN_CHARS]}
         sinks = await self.delivery.sink_status()

@@ -17,6 +17,14 @@ from .logging import logger
 from .tap import TapHub
 
 
+class PollOutcome(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a polling source's last poll came to (``/status``): records stored, or a failure."""
+
+    at: float
+    stored: int | None = None
+    error: str | None = None
+
+
 def checkpoint_name(source: str) -> str:
     """The buffer checkpoint that holds a polling source's position."""
     return f"source:{source}"
@@ -31,7 +39,7 @@ class Intake:
         self.stopping = False
         self.paused: dict[str, str] = {}  # polling sources that cannot fetch, with the reason
         self.received: dict[str, int] = {}  # records stored, by source, since this process started
-        self.polled_at: dict[str, float] = {}  # polling sources: when a poll last stored its outcome
+        self.polls: dict[str, PollOutcome] = {}  # polling sources: what their last poll came to
         self._received: dict[str, Any] = {}
 
     async def store(self, source: str, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
@@ -76,10 +84,15 @@ class PollingContext:
 
     async def append(self, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
         await self._intake.store(self.name, records, checkpoint)
-        self._intake.polled_at[self.name] = time.time()
+        self._intake.polls[self.name] = PollOutcome(time.time(), stored=len(records))
 
     async def checkpoint(self) -> bytes | None:
         return await self._intake.buffer.checkpoint(checkpoint_name(self.name))
+
+    def error(self, reason: str) -> None:
+        self._log.warning("poll failed; the source retries", reason=reason)
+        metrics.SOURCE_ERRORS.labels(self.name).inc()
+        self._intake.polls[self.name] = PollOutcome(time.time(), error=reason)
 
     def pause(self, reason: str) -> None:
         if self._intake.paused.get(self.name) is None:

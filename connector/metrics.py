@@ -103,6 +103,8 @@ FILTERED = Counter("connector_filtered_records", "Records a mapper dropped on pu
 TAP_DROPPED = Counter("connector_tap_dropped_lines", "Tapped lines dropped for a slow tap client.",
                       registry=REGISTRY)
 SINK_PAUSED = Gauge("connector_sink_paused", "1 while a sink is paused.", ["sink"], registry=REGISTRY)
+SOURCE_ERRORS = Counter("connector_source_errors", "Failed fetches of a polling source, retried (429, 5xx, timeouts, "
+                        "crashes).", ["source"], registry=REGISTRY)
 SOURCE_PAUSED = Gauge("connector_source_paused", "1 while a polling source cannot fetch (a refused key).",
                       ["source"], registry=REGISTRY)
 BUFFER_COMMITS = Counter("connector_buffer_commits", "Transactions that stored appended records.",

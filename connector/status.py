@@ -39,20 +39,35 @@ async def show_status(config: Config) -> int:
         rows.append((name, f"{sink['lag']:,}", delivered, f"{int(sink['dead_letters']):,}",
                      "paused" if sink["paused"] else "STALLED" if sink.get("stalled") else "ok", error))
     _print_table(rows)
-    sources = [("SOURCE", "RECEIVED", "LAST TEST DELIVERY", "LAST REFUSED")]
+    webhooks = [("SOURCE", "RECEIVED", "LAST TEST DELIVERY", "LAST REFUSED")]
+    polling = [("POLLING SOURCE", "STORED", "STATE", "LAST POLL", "CURSOR")]
     for name, source in status.get("sources", {}).items():
-        last = source.get("last_refused")
-        if "paused" in source:  # a polling source
-            state = "-" if source["paused"] is None else f"PAUSED {source['paused']}"
-            sources.append((name, f"{source['received']:,}", "-", state))
+        if "paused" in source:
+            polling.append(_polling_row(name, source))
             continue
-        sources.append((name, f"{source['received']:,}", when(source["last_test_delivery"]),
-                        "-" if last is None else f"{when(last['at'])} {last['status']} from {last['client'] or '?'}: "
-                                                 f"{last['reason']} ({len(source['refusals'])} recent)"))
-    if len(sources) > 1:
-        print()
-        _print_table(sources)
+        last = source.get("last_refused")
+        webhooks.append((name, f"{source['received']:,}", when(source["last_test_delivery"]),
+                         "-" if last is None else f"{when(last['at'])} {last['status']} from {last['client'] or '?'}: "
+                                                  f"{last['reason']} ({len(source['refusals'])} recent)"))
+    for table in (webhooks, polling):
+        if len(table) > 1:
+            print()
+            _print_table(table)
     return 0
+
+
+def _polling_row(name: str, source: dict[str, Any]) -> tuple[str, ...]:
+    """A polling source: records stored, paused or not, its last poll's outcome, its checkpoint."""
+    outcome = source.get("last_outcome") or {}
+    if not outcome:
+        last = "none yet"
+    elif outcome.get("error") is not None:
+        last = f"{when(outcome['at'])} FAILED {outcome['error']}"
+    else:
+        last = f"{when(outcome['at'])} stored {outcome.get('stored', 0):,}"
+    state = "polling" if source["paused"] is None else f"PAUSED {source['paused']}"
+    cursor = source.get("cursor")
+    return name, f"{source['received']:,}", state, last, "- (first run)" if cursor is None else cursor
 
 
 def _print_table(rows: list[tuple[str, ...]]) -> None:

@@ -301,7 +301,10 @@ function renderSources() {
     const type = view.status.graph.sources[name] ? view.status.graph.sources[name].type : "";
     const facts = [["Received", number(source.received)], ["Received/s", perSecond(latestRate("sources", name))]];
     if ("paused" in source) {
-      facts.push(["State", source.paused ? `PAUSED: ${source.paused}` : "polling"], ["Last poll", when(source.last_poll)],
+      const outcome = source.last_outcome;
+      const last = !outcome ? "none yet" : outcome.error !== undefined ? `${when(outcome.at)}: failed, ${outcome.error}`
+        : `${when(outcome.at)}: stored ${number(outcome.stored)}`;
+      facts.push(["State", source.paused ? `PAUSED: ${source.paused}` : "polling"], ["Last poll", last],
         ["Cursor", source.cursor === null ? "none yet (first run)" : source.cursor]);
     } else {
       facts.push(["Last test delivery", source.last_test_delivery ? `${when(source.last_test_delivery)} (verified)` : "none since start"]);

@@ -1,10 +1,14 @@
 """Test helpers for connector and for plugin authors (a pytest plugin, loaded automatically).
 
-For a plugin's unit tests (``kit.py``, ``contracts.py``):
-- ``SourceContract``, ``MapperContract``, ``SinkContract``: conformance suites to subclass;
+For a plugin's unit tests (``kit.py``, ``contracts.py``, ``polling.py``, ``paged_api.py``):
+- ``SourceContract`` (a webhook source), ``PollingSourceContract``, ``MapperContract``,
+  ``SinkContract``: conformance suites to subclass;
 - ``make_record(value)``, ``make_envelope(payload)``, ``build_context(name)``;
 - ``WebhookHarness(config)``: a webhook source behind the real ingress, in process;
-- ``RecordingAcks``, ``run_sink(sink, envelopes)``, ``eventually(condition)``: a sink run to the end.
+- ``RecordingAcks``, ``run_sink(sink, envelopes)``, ``eventually(condition)``: a sink run to the end;
+- ``FakeSourceContext(crash_at=n)``, ``run_polling_source(config, ctx, until)``: a polling source
+  run in process, crashed at a chosen append and restarted; ``FakePagedAPI``: a paginated JSON
+  API with a token and failures on demand, to poll (subclass it for a vendor's shapes).
 
 For tests of the running daemon (``daemons.py``):
 - ``DaemonProcess`` and fixture ``daemon_factory``: ``connector run`` in a subprocess on a config
@@ -30,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from .contracts import MapperContract, SinkContract, SourceContract
+from .contracts import MapperContract, PollingSourceContract, SinkContract, SourceContract
 from .daemons import CommandResult, DaemonProcess, LocalDaemon, run_command
 from .kit import (
     RecordingAcks,
@@ -41,14 +45,17 @@ from .kit import (
     make_record,
     run_sink,
 )
+from .paged_api import APIRequest, FakePagedAPI
+from .polling import FakeSourceContext, SourceCrashed, build_polling_source, run_polling_source
 from .servers import FakeHTTPDestination, ResettingProxy, ThreadedServer, read_body
 from .waiting import child_pids, free_port, metric, wait_until
 
 __all__ = [
-    "CommandResult", "DaemonProcess", "FakeHTTPDestination", "LocalDaemon", "MapperContract", "RecordingAcks",
-    "ResettingProxy", "SinkContract", "SourceContract", "ThreadedServer", "WebhookHarness", "build_context",
+    "APIRequest", "CommandResult", "DaemonProcess", "FakeHTTPDestination", "FakePagedAPI", "FakeSourceContext",
+    "LocalDaemon", "MapperContract", "PollingSourceContract", "RecordingAcks", "ResettingProxy", "SinkContract",
+    "SourceContract", "SourceCrashed", "ThreadedServer", "WebhookHarness", "build_context", "build_polling_source",
     "child_pids", "daemon_factory", "eventually", "free_port", "local_daemon_factory", "make_envelope",
-    "make_record", "metric", "read_body", "run_command", "run_sink", "wait_until",
+    "make_record", "metric", "read_body", "run_command", "run_polling_source", "run_sink", "wait_until",
 ]
 
 

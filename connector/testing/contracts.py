@@ -1,4 +1,5 @@
-"""Conformance suites: what every source, mapper and sink must do, as test classes to subclass.
+"""Conformance suites: what every source (webhook or polling), mapper and sink must do, as test
+classes to subclass.
 
 A plugin's tests get the standard tests for free (as the Singer SDK's ``get_tap_test_class``
 does)::
@@ -24,6 +25,8 @@ import pytest
 from ..components import MapperConfig, SinkConfig, SourceConfig
 from ..errors import RecordRejected
 from .kit import RecordingAcks, WebhookHarness, build_context, eventually, make_envelope, make_record, run_sink
+from .paged_api import FakePagedAPI
+from .polling import FakeSourceContext, SourceCrashed, run_polling_source
 
 SEGMENT_TYPES = {"identify": None, "track": "event", "page": None, "screen": None, "group": "groupId",
                  "alias": "previousId"}
@@ -228,3 +231,131 @@ class SinkContract:
         acks = self._run(destination, meanwhile)
         assert acks.pauses and acks.paused is None and not acks.dead
         self._sent_once(destination)
+
+
+class PollingSourceContract:
+    """A polling source: stores every item once, across restarts and a crash at any append (before
+    or after the page is stored); finds items published later; waits as a 429's ``Retry-After``
+    asks; retries through 5xx; pauses while its key is refused and resumes after (see
+    ``connector.PollingSource`` for the contract in words).
+
+    Define ``start_api()`` -> a started ``FakePagedAPI`` (or a subclass speaking your vendor's
+    documented shapes), ``source_config(api)`` -> the source's config pointing at it, with small
+    pages (``item_count`` items must span at least 3 pages), a short poll interval (~0.1 s) and
+    a retry cap of about a second; ``new_items(count, start)`` -> ``count`` new items as the API
+    holds them (``start`` counts the items made before); ``key(value)`` -> what identifies an item,
+    for an item and for the value of a stored record alike (e.g. ``value["id"]``).
+    """
+
+    item_count: ClassVar[int] = 12
+
+    def start_api(self) -> FakePagedAPI:
+        raise NotImplementedError
+
+    def source_config(self, api: Any) -> SourceConfig:
+        raise NotImplementedError
+
+    def new_items(self, count: int, start: int) -> list[Any]:
+        raise NotImplementedError
+
+    def key(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def api(self) -> Any:
+        api = self.start_api()
+        yield api
+        api.stop()
+
+    def _publish(self, api: FakePagedAPI, count: int, start: int = 0) -> list[Any]:
+        items = self.new_items(count, start)
+        api.add(items)
+        return sorted(self.key(item) for item in items)
+
+    def _keys(self, ctx: FakeSourceContext) -> list[Any]:
+        return sorted(self.key(value) for value in ctx.values())
+
+    def _run(self, api: FakePagedAPI, ctx: FakeSourceContext, expected: list[Any], **kwargs: Any) -> Any:
+        """Run until every expected item is stored and two more polls found nothing new."""
+        seen_all_at: list[int] = []
+
+        def done(ctx: FakeSourceContext) -> bool:
+            if not seen_all_at and set(self._keys(ctx)) >= set(expected):
+                seen_all_at.append(len(api.requests))
+            return bool(seen_all_at) and len(api.requests) >= seen_all_at[0] + 2
+
+        return run_polling_source(self.source_config(api), ctx, done, **kwargs)
+
+    def test_stores_every_item_once_and_keeps_its_position(self, api: FakePagedAPI) -> None:
+        expected = self._publish(api, self.item_count)
+        ctx = FakeSourceContext()
+        assert self._run(api, ctx, expected) is None
+        assert self._keys(ctx) == expected, "every item stored, none twice"
+        assert len(set(ctx.ids())) == len(ctx.ids())
+        assert ctx.saved is not None, "append(records, checkpoint): the position is stored with its page"
+        assert not ctx.paused and not ctx.pauses
+
+    def test_items_published_later_are_stored_on_a_later_poll(self, api: FakePagedAPI) -> None:
+        first = self._publish(api, 3)
+        ctx = FakeSourceContext()
+        later: list[Any] = []
+
+        async def publish_later(ctx: FakeSourceContext) -> None:
+            await eventually(lambda: set(self._keys(ctx)) >= set(first))
+            later.extend(self._publish(api, 4, start=3))
+
+        run_polling_source(self.source_config(api), ctx, lambda c: later and set(self._keys(c)) >= set(later),
+                           meanwhile=publish_later)
+        assert self._keys(ctx) == sorted(first + later)
+
+    @pytest.mark.parametrize(("crash", "at"), [("before", 1), ("before", 2), ("after", 2)])
+    def test_a_crash_at_an_append_loses_nothing_and_stores_nothing_twice(self, api: FakePagedAPI, crash: Any,
+                                                                         at: int) -> None:
+        expected = self._publish(api, self.item_count)
+        ctx = FakeSourceContext(crash_at=at, crash=crash)
+        crashed = run_polling_source(self.source_config(api), ctx, lambda c: False)
+        assert isinstance(crashed, SourceCrashed), f"the run should have crashed at append #{at}: {crashed!r}"
+        assert self._run(api, ctx, expected) is None, "restarted from its checkpoint, it runs on"
+        assert self._keys(ctx) == expected, "every item stored once, across the crash and the restart"
+
+    def test_a_429_waits_as_retry_after_asks(self, api: FakePagedAPI) -> None:
+        expected = self._publish(api, self.item_count)
+        api.fail(429, retry_after=1)
+        ctx = FakeSourceContext()
+        self._run(api, ctx, expected)
+        statuses = [r.status for r in api.requests]
+        assert 429 in statuses, statuses
+        refused = statuses.index(429)
+        waited = api.requests[refused + 1].at - api.requests[refused].at
+        assert waited >= 0.9, f"asked again {waited:.2f} s after a 429 with Retry-After: 1"
+        assert self._keys(ctx) == expected
+        assert ctx.errors, "a failed fetch is reported with ctx.error(reason)"
+
+    def test_5xx_is_retried_without_pausing(self, api: FakePagedAPI) -> None:
+        expected = self._publish(api, self.item_count)
+        api.fail(503, times=2)
+        ctx = FakeSourceContext()
+        self._run(api, ctx, expected)
+        assert self._keys(ctx) == expected
+        assert len(ctx.errors) >= 2 and not ctx.pauses, (ctx.errors, ctx.pauses)
+
+    def test_a_refused_key_pauses_the_source_until_it_is_accepted(self, api: FakePagedAPI) -> None:
+        expected = self._publish(api, self.item_count)
+        api.refuse()
+
+        async def repair(ctx: FakeSourceContext) -> None:
+            await eventually(lambda: ctx.paused)
+            assert not ctx.records, "nothing is stored while the key is refused"
+            api.accept()
+
+        ctx = FakeSourceContext()
+        run_polling_source(self.source_config(api), ctx,
+                           lambda c: c.pauses and c.paused is None and set(self._keys(c)) >= set(expected),
+                           meanwhile=repair)
+        assert ctx.pauses and ctx.pauses[0].strip(), "pause(reason) names what to fix"
+        assert self._keys(ctx) == expected
+
+    def test_an_api_with_nothing_new_stores_nothing(self, api: FakePagedAPI) -> None:
+        ctx = FakeSourceContext()
+        run_polling_source(self.source_config(api), ctx, lambda c: len(api.requests) >= 3)
+        assert ctx.records == [] and not ctx.pauses and not ctx.errors

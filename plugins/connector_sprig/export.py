@@ -110,6 +110,8 @@ class SprigExport(connector.PollingSource):
             except PageError as exc:
                 if exc.refused:
                     ctx.pause(f"Sprig refused the export request ({exc}); check api_key")
+                else:
+                    ctx.error(str(exc))
                 delay = exc.retry_after
                 if delay is None:
                     delay = connector.full_jitter(attempt, RETRY_INITIAL_SECONDS, self.config.retry_max_seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -119,6 +120,41 @@ crash_while = "crashing"
     assert daemon.process.poll() is None
     assert daemon.stop() == 0
     assert "sink failed; it holds its records and starts over" in daemon.logs() and "Traceback" in daemon.logs()
+
+
+def test_a_crashing_polling_source_starts_again_from_its_checkpoint_and_the_daemon_runs_on(daemon_factory, plugin_env,
+                                                                                         tmp_path):
+    config = CONFIG.replace("{buffer}", "sqlite") + """
+[sources.counter]
+type = "counting_poller"
+crash_while = "crashing"
+
+[sinks.counted]
+type = "file"
+inputs = ["counter"]
+path = "out/counted.ndjson"
+"""
+    daemon = daemon_factory(config, env={**ENV, **plugin_env}).start()
+    daemon.admin_token = None
+    wait_until(lambda: len(lines(tmp_path / "out" / "counted.ndjson")) >= 5)
+    (tmp_path / "crashing").touch()
+    status = wait_until(lambda: (s := daemon.admin_get("/status").json()["sources"]["counter"])["last_outcome"]
+                        .get("error") and s)
+    assert status["last_outcome"]["error"].startswith("crashed: RuntimeError: boom: the poller crashed at ")
+    assert daemon.post("/in", b'{"n": "webhook"}', AUTH).status_code == 200  # the rest of the daemon runs on
+    assert daemon.get("/readyz").status_code == 200
+    (tmp_path / "crashing").unlink()
+    wait_until(lambda: daemon.admin_get("/status").json()["sources"]["counter"]["last_outcome"].get("stored") == 1,
+               timeout=10)
+    count = len(lines(tmp_path / "out" / "counted.ndjson"))
+    wait_until(lambda: len(lines(tmp_path / "out" / "counted.ndjson")) >= count + 5)
+    metrics = daemon.admin_get("/metrics").text
+    assert daemon.stop() == 0
+    numbers = [line["n"] for line in lines(tmp_path / "out" / "counted.ndjson")]
+    assert numbers == list(range(len(numbers))), "resumed at its checkpoint: nothing skipped or stored twice"
+    assert "polling source crashed; it starts again from its last checkpoint" in daemon.logs()
+    assert "Traceback" in daemon.logs()
+    assert re.search(r'connector_source_errors_total\{source="counter"\} [1-9]', metrics)
 
 
 @pytest.mark.parametrize("buffer", ["sqlite", "memory"])

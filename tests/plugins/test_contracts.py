@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import tempfile
 from pathlib import Path
 
 import msgspec
 
-from connector.testing import MapperContract, SinkContract, SourceContract
+from connector.testing import MapperContract, PollingSourceContract, SinkContract, SourceContract
 from connector_files.sinks import FileSinkConfig
 from connector_jebbit.mapper import JebbitToSegmentConfig
 from connector_jebbit.signature import sign
 from connector_jebbit.source import JebbitSourceConfig
 from connector_segment.config import SegmentSinkConfig
 from connector_segment.testing import FakeSegment
+from connector_sprig.export import SprigExportConfig
 from connector_sprig.mapper import SprigToSegmentConfig
 from connector_sprig.webhook import SprigWebhookConfig
 from connector_webhook.source import WebhookSourceConfig
+from support.fake_sprig import FakeSprigAPI
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 JEBBIT_SECRET = "contract-jebbit-shared-secret"
@@ -54,6 +57,25 @@ class TestSprigSource(SourceContract):
 
     def bad_credentials(self, body):
         return [{}, {"authorization": "Bearer wrong"}, {"authorization": SPRIG_SECRET}]
+
+
+class TestSprigExportSource(PollingSourceContract):
+    def start_api(self):
+        return FakeSprigAPI([], api_key="contract-sprig-export-key").start()
+
+    def source_config(self, api):
+        return SprigExportConfig(api_key="contract-sprig-export-key", base_url=api.url, start=1577836800000,
+                                 limit=5, poll_interval=0.1, retry_max_seconds=1.0)
+
+    def new_items(self, count, start):
+        row = json.loads(fixture("sprig/responses_page.json"))["data"][0]
+        now = datetime.datetime.now(datetime.UTC)
+        return [{**row, "responseGroupUid": f"group-{start + i}",
+                 "createdAt": (now + datetime.timedelta(milliseconds=i)).isoformat(timespec="milliseconds")
+                 .replace("+00:00", "Z")} for i in range(count)]
+
+    def key(self, value):
+        return value["responseGroupUid"]
 
 
 class TestWebhookSource(SourceContract):

@@ -11,7 +11,7 @@ import pytest
 
 from connector import Record, RecordRejected
 from connector.ids import canonical, record_id
-from connector.testing import metric, wait_until
+from connector.testing import metric, run_command, wait_until
 from connector_sprig.mapper import SprigToSegment
 from support.fake_sprig import FakeSprigAPI
 
@@ -185,11 +185,11 @@ def test_exported_responses_become_tracks_and_later_ones_arrive_after_empty_wind
     snapshot = by_question_type["NPS"]["properties"]
     assert snapshot["attributes"] == {"plan": "pro"} and snapshot["triggeringEvent"] == "event"
     assert snapshot["question"] == "How likely are you to recommend Luke Test to a friend or colleague?"
-    assert all(q["with_snapshots"] == "true" for *_, q in sprig_api.log)
+    assert all(r.query["with_snapshots"] == "true" for r in sprig_api.requests)
     # the four documented rows without a user (null, missing, '') are dead letters, not silence
     assert wait_until(lambda: daemon.dead_letters().count("the Sprig visitor is anonymous") == 4)
     # empty windows answer 404: the poller moves past them, and a response created later arrives
-    wait_until(lambda: sum(1 for *_, status, _ in sprig_api.log if status == 404) >= 2)
+    wait_until(lambda: sum(1 for r in sprig_api.requests if r.status == 404) >= 2)
     later = {**fixture("responses_page.json")["data"][0], "responseGroupUid": "later-group",
              "createdAt": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
     sprig_api.add([later])
@@ -200,14 +200,21 @@ def test_exported_responses_become_tracks_and_later_ones_arrive_after_empty_wind
 
 
 def test_a_refused_key_pauses_the_source_in_status_until_it_works(local_daemon_factory, fake_segment, sprig_api):
-    sprig_api.api_key = "another-key"
+    sprig_api.refuse()
     daemon = local_daemon_factory(EXPORT % (sprig_api.url, fake_segment.url)).start()
     status = wait_until(lambda: (r := daemon.admin_get("/status")).json()["sources"]["sprig_api"]["paused"] and r)
     assert "Sprig refused the export request (HTTP 403" in status.json()["sources"]["sprig_api"]["paused"]
     assert KEY not in status.text
-    sprig_api.api_key = KEY
+    shown = run_command("status", "-c", str(daemon.config_path))
+    row = next(line for line in shown.stdout.splitlines() if line.startswith("sprig_api "))
+    assert "PAUSED Sprig refused the export request (HTTP 403" in row and "FAILED" not in row, shown.stdout
+    sprig_api.accept()
     wait_until(lambda: daemon.admin_get("/status").json()["sources"]["sprig_api"]["paused"] is None, timeout=20)
     wait_until(lambda: len(fake_segment.messages) == 3)
+    shown = run_command("status", "-c", str(daemon.config_path))
+    assert "POLLING SOURCE" in shown.stdout and "CURSOR" in shown.stdout
+    row = next(line for line in shown.stdout.splitlines() if line.startswith("sprig_api "))
+    assert " polling " in row and " stored " in row and '{"start":' in row, shown.stdout
     assert daemon.stop() == 0
 
 
@@ -227,8 +234,9 @@ def stored(db) -> list[dict]:
 @pytest.mark.reliability  # a process-level fault: in the slower suite
 def test_export_poller_survives_sigkill_without_skipping_or_repeating_a_page(daemon_factory, tmp_path):
     api = FakeSprigAPI([export_row(i) for i in range(2500)], api_key=KEY).start()
-    api.page_delay = 0.05
-    api.script.extend([503, (429, 0.3)])
+    api.delay = 0.05
+    api.fail(503)
+    api.fail(429, retry_after=0.3)
     try:
         config = EXPORT % (api.url, "http://127.0.0.1:9")
         db = tmp_path / "data" / "connector.db"
@@ -239,11 +247,11 @@ def test_export_poller_survives_sigkill_without_skipping_or_repeating_a_page(dae
         assert killed_at < 2500, "the kill must land mid-way"
         daemon_factory(config).start()
         wait_until(lambda: len(stored(db)) >= 2500, timeout=60)
-        polls = len(api.log)
-        wait_until(lambda: len(api.log) >= polls + 2)  # further polls find nothing new
+        polls = len(api.requests)
+        wait_until(lambda: len(api.requests) >= polls + 2)  # further polls find nothing new
         groups = [r["responseGroupUid"] for r in stored(db)]
         assert len(groups) == 2500 and len(set(groups)) == 2500
-        assert [s for *_, s, _ in api.log[:2]] == [503, 429]
+        assert [r.status for r in api.requests[:2]] == [503, 429]
     finally:
         api.stop()
 

@@ -1,5 +1,5 @@
-"""Test-only component types: a sink that refuses some records, a sink that crashes, a source
-that is neither a webhook nor a polling source."""
+"""Test-only component types: a sink that refuses some records, a sink that crashes, a polling
+source that crashes, a source that is neither a webhook nor a polling source."""
 
 from __future__ import annotations
 
@@ -70,6 +70,32 @@ class CrashingSink(connector.Sink):
                 await acks.ack(batch)
 
 
+class CountingPollerConfig(connector.SourceConfig, tag="counting_poller"):
+    """Stores ``{"n": i}`` for i = 0, 1, 2... (one a poll, ``every`` seconds apart), its position
+    the checkpoint; raises after fetching while the file ``crash_while`` exists."""
+
+    crash_while: str
+    every: float = 0.05
+
+    def build(self, ctx: connector.BuildContext) -> connector.Source:
+        return CountingPoller(ctx.path(self.crash_while), self.every)
+
+
+class CountingPoller(connector.PollingSource):
+    def __init__(self, crash_while: str, every: float):
+        self.crash_while, self.every = crash_while, every
+
+    async def run(self, ctx: connector.SourceContext) -> None:
+        saved = await ctx.checkpoint()
+        n = int(saved) if saved else 0
+        while True:
+            if os.path.exists(self.crash_while):
+                raise RuntimeError(f"boom: the poller crashed at {n}")
+            await ctx.append([{"n": n}], checkpoint=str(n + 1).encode())
+            n += 1
+            await anyio.sleep(self.every)
+
+
 class NowhereSourceConfig(connector.SourceConfig, tag="nowhere"):
     """A source type written wrong: its ``build`` returns a plain ``Source``, which no part runs."""
 
@@ -81,4 +107,5 @@ class NowhereSourceConfig(connector.SourceConfig, tag="nowhere"):
 def connector_register(registry: connector.Registry) -> None:
     registry.add(PickySinkConfig)
     registry.add(CrashingSinkConfig)
+    registry.add(CountingPollerConfig)
     registry.add(NowhereSourceConfig)
