@@ -93,9 +93,13 @@ def _parser(plugins: PluginManager) -> argparse.ArgumentParser:
     copy = with_config(command("backup", _backup, "copy the sqlite buffer while the daemon runs (or not)"))
     copy.add_argument("destination", help="the copy's file (a new one)")
     scaffold = command("new-plugin", _new_plugin, "write a plugin package (source, mapper, sink, tests) to start from")
-    scaffold.add_argument("name", help="the plugin's name: lowercase letters, digits, underscores")
+    scaffold.add_argument("name", help="the plugin's name: lowercase letters, digits, underscores, hyphens "
+                                       "(e.g. surveymonkey-poll; the module gets underscores)")
     for part in ("source", "mapper", "sink"):
         scaffold.add_argument(f"--{part}", action="store_true", help=f"include a {part} (default: all three)")
+    scaffold.add_argument("--polling", action="store_true",
+                          help="the source polls an API (a cursor, backoff, pause) instead of taking webhooks; "
+                               "alone, it writes the polling source and a mapper")
     scaffold.add_argument("--directory", default=".", help="where to write connector-NAME/ (default: here)")
     plugins.add_commands(commands)
     return parser
@@ -159,7 +163,7 @@ def _describe(config: msgspec.Struct) -> str:
 def _new_plugin(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .scaffold import PARTS, new_plugin
 
-    root = new_plugin(args.name, args.directory, {part for part in PARTS if getattr(args, part)})
+    root = new_plugin(args.name, args.directory, {part for part in PARTS if getattr(args, part)}, args.polling)
     print(f"wrote {root}")
     print(f"next: cd {root} && pip install -e '.[test]' && python -m pytest")
     return 0
