@@ -7,7 +7,7 @@ for its tests):
   ``tag="<type>"`` and a ``build(ctx)``), ``Secret`` for credentials, ``BuildContext`` (name,
   ``log``, ``metrics: ComponentMetrics``, ``path()``), ``Registry`` and ``hookimpl``;
 - running them: ``WebhookSource`` (``accept(WebhookRequest) -> Accepted``), ``PollingSource``
-  (``run(SourceContext)``), ``Mapper`` (``map(Record)``), ``Sink`` (``run(inbox, Acks)``),
+  (``run(SourceContext)``), ``Mapper`` (``map(Record)``), ``Sink`` (``run(Inbox, Acks)``),
   ``Envelope``, ``Record``;
 - errors: ``HTTPError`` (a source's refusal), ``RecordRejected`` (dead-letter this record),
   ``ConfigError`` (a setting ``build`` cannot accept), ``CommandError``;
@@ -26,6 +26,7 @@ from .components import (
     Acks,
     BuildContext,
     ComponentMetrics,
+    Inbox,
     Mapper,
     MapperConfig,
     PollingSource,
@@ -47,7 +48,7 @@ from .secret import Secret, secret_list
 
 __all__ = [
     "Accepted", "Acks", "BuildContext", "CommandContext", "ComponentMetrics", "CommandError", "Commands", "Config", "ConfigError",
-    "Envelope", "HTTPError", "Mapper", "MapperConfig",
+    "Envelope", "HTTPError", "Inbox", "Mapper", "MapperConfig",
     "PollingSource", "Record", "RecordRejected", "Registry", "Secret", "Sink", "SinkConfig",
     "Source", "SourceConfig", "SourceContext", "WebhookRequest", "WebhookSource", "full_jitter", "hookimpl", "next_batch",
     "read_env_file", "retry_after_seconds", "secret_list",

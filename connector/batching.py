@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TypeVar
 
 import anyio
-import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 T = TypeVar("T")
 
 
-async def next_batch(inbox: anyio.abc.ObjectReceiveStream[T], max_items: int) -> list[T]:
+async def next_batch(inbox: MemoryObjectReceiveStream[T], max_items: int) -> list[T]:
     """Wait for the next item, then add what is already queued, up to ``max_items``.
 
     Returns [] once the inbox is closed and empty.

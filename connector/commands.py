@@ -75,5 +75,11 @@ class Commands:
             raise PluginError(f"command {name!r} is added twice: by {self._owners[name]!r} and by {self.owner!r}")
         self._owners[name] = self.owner
         parser: argparse.ArgumentParser = self._subparsers.add_parser(name, help=help, description=help)
-        parser.set_defaults(handler=handler or (lambda args, ctx: parser.print_help() or 2))
+        parser.set_defaults(handler=handler or (lambda args, ctx: _print_help(parser)))
         return parser
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    """A group of subcommands run without one: its help, and exit code 2."""
+    parser.print_help()
+    return 2

@@ -18,10 +18,10 @@ import abc
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import anyio.abc
 import msgspec
+from anyio.streams.memory import MemoryObjectReceiveStream
 from structlog.typing import FilteringBoundLogger
 
 from .records import Envelope, Record
@@ -55,10 +55,19 @@ class BuildContext:
         return os.path.normpath(os.path.join(self.config_dir, os.path.expanduser(value)))
 
 
-class ComponentConfig(
-    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, tag_field="type"
-):
-    """Base of every component config. Subclasses set ``tag="<type name>"``."""
+if TYPE_CHECKING:
+    # A type checker takes a Struct declared without ``frozen=True`` under a frozen one for an
+    # error (PEP 681's dataclass_transform; msgspec#657): it sees the base as not frozen, so that
+    # ``class X(connector.SourceConfig, tag="x")`` type-checks. At run time configs are frozen.
+    class _ConfigStruct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag_field="type"):
+        pass
+else:
+    class _ConfigStruct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True, tag_field="type"):
+        pass
+
+
+class ComponentConfig(_ConfigStruct):
+    """Base of every component config (frozen). Subclasses set ``tag="<type name>"``."""
 
     @classmethod
     def type_name(cls) -> str:
@@ -231,11 +240,16 @@ class Acks(Protocol):
         """The destination answers again."""
 
 
+Inbox = MemoryObjectReceiveStream[Envelope]
+"""A sink's inbox: an anyio memory object stream of envelopes (``receive`` waits for one,
+``receive_nowait`` takes one that is queued or raises ``anyio.WouldBlock``)."""
+
+
 class Sink(abc.ABC):
     """A running sink: consumes envelopes and acknowledges each one exactly once."""
 
     @abc.abstractmethod
-    async def run(self, inbox: anyio.abc.ObjectReceiveStream[Envelope], acks: Acks) -> None:
+    async def run(self, inbox: Inbox, acks: Acks) -> None:
         """Deliver envelopes until ``inbox`` is closed and empty, then return.
 
         Call ``await acks.ack(envelopes)`` once delivered, ``await acks.dead_letter(envelope,

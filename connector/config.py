@@ -25,6 +25,7 @@ from .secret import Secret, secret_fields, secret_values
 SECTIONS = ("sources", "mappers", "sinks")
 KIND_OF_SECTION = {"sources": "source", "mappers": "mapper", "sinks": "sink"}
 ListenerT = TypeVar("ListenerT", bound="ListenerConfig")
+StructT = TypeVar("StructT", bound=msgspec.Struct)
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -35,7 +36,7 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     pass
 
 
-class ServiceConfig(_Section):
+class ServiceConfig(_Section, frozen=True):
     """``[service]``: logging, shutdown, and whether sinks run in a second process.
 
     ``delivery_process = "auto"`` (the default) runs them in a second process when the buffer
@@ -48,7 +49,7 @@ class ServiceConfig(_Section):
     delivery_process: bool | Literal["auto"] = "auto"
 
 
-class ListenerConfig(_Section):
+class ListenerConfig(_Section, frozen=True):
     """What both listeners take: where, TLS (``tls_cert`` and ``tls_key``, both or neither, re-read
     on SIGHUP), and the bounds on connections."""
 
@@ -62,7 +63,7 @@ class ListenerConfig(_Section):
     max_header_bytes: int = 16_384
 
 
-class ServerConfig(ListenerConfig):
+class ServerConfig(ListenerConfig, frozen=True):
     """``[server]``: the public listener: the webhook sources' paths, ``/healthz`` and ``/readyz``."""
 
     max_body_bytes: int = 1_048_576
@@ -70,7 +71,7 @@ class ServerConfig(ListenerConfig):
     trusted_proxies: list[str] = []  # addresses or CIDRs whose X-Forwarded-For names the client
 
 
-class AdminConfig(ListenerConfig):
+class AdminConfig(ListenerConfig, frozen=True):
     """``[admin]``: the operator's listener: ``/status``, ``/tap``, ``/metrics``, dead letters.
 
     ``token`` (a secret): every route but ``/healthz`` and ``/metrics`` then needs ``Authorization:
@@ -82,7 +83,7 @@ class AdminConfig(ListenerConfig):
     token: Secret | None = None
 
 
-class MappingTest(_Section):
+class MappingTest(_Section, frozen=True):
     """A ``[[tests]]`` table: a mapper, one raw record (``input`` JSON text, or ``input_file``), and
     what it must give: ``expect`` (the messages, each listed key equal; nested tables the same way)
     or ``expect_dead_letter`` (a part of the reason it is refused with). Run by ``connector test``."""
@@ -303,7 +304,7 @@ class _Loader:
     def installed(self, kind: str) -> str:
         return ", ".join(self.registry.names(kind)) or "none"
 
-    def convert(self, table: Any, cls: type, where: str) -> Any:
+    def convert(self, table: Any, cls: type[StructT], where: str) -> StructT:
         try:
             return msgspec.convert(table, cls, strict=False)
         except msgspec.ValidationError as exc:

@@ -9,7 +9,7 @@ second one.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -129,7 +129,7 @@ async def publish_states(buffer: Any, delivery: LocalDelivery, every: float) -> 
         await anyio.sleep(every)
 
 
-def _tapped_by(sink: str, routes: dict[str, dict[str, Sequence[Any]]]) -> frozenset[str]:
+def _tapped_by(sink: str, routes: Mapping[str, Mapping[str, Sequence[Any]]]) -> frozenset[str]:
     """The mappers whose output ``sink``'s pipeline shows to taps: those no earlier sink reads."""
     earlier: set[str] = set()
     for name, sink_routes in routes.items():

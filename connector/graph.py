@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .components import BuildContext, Mapper, PollingSource, Sink, Source, WebhookSource
 from .config import Config, is_loopback
@@ -61,7 +62,7 @@ def config_warnings(config: Config) -> list[str]:
     return warnings
 
 
-def _check_inputs(config: Config, section: str, name: str, inputs: list[str], allowed: dict) -> None:
+def _check_inputs(config: Config, section: str, name: str, inputs: list[str], allowed: dict[str, Any]) -> None:
     where = config.where(f"{section}.{name}", "inputs")
     if not inputs:
         raise ConfigError(f"{where}: needs at least one input")

@@ -7,6 +7,7 @@ answers for the whole daemon on ``/status``, ``/tap``, ``/metrics`` and the dead
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ class Ingest:
 
     def tasks(self) -> list[Task]:
         return [Task("server", self._serve), Task("rates", self._sample_rates),
-                *(Task(source.name, lambda s=source: self._poll(s)) for source in self.sources.polling)]
+                *(Task(source.name, functools.partial(self._poll, source)) for source in self.sources.polling)]
 
     async def drain(self) -> None:
         """Stop taking input: answer 503 to new deliveries, let in-flight ones finish, stop polling."""

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
@@ -30,7 +30,7 @@ class RedactSecrets:
             re.escape(s) if len(s) >= MASKED_ANYWHERE else rf"(?<!\w){re.escape(s)}(?!\w)" for s in ordered
         )) if ordered else None
 
-    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if self.pattern is not None:
             for key, value in event.items():
                 if isinstance(value, str) and any(secret in value for secret in self.secrets):

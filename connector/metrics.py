@@ -73,10 +73,10 @@ class LoopHistogram(Collector):
         cumulative, buckets = 0, []
         for bound, count in zip([*self.bounds, float("inf")], self.counts):
             cumulative += count
-            buckets.append((floatToGoString(bound), cumulative))
+            buckets.append((floatToGoString(bound), cumulative))  # type: ignore[no-untyped-call]
         yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self.sum)
 
-disable_created_metrics()  # a creation timestamp per series: noise, and one more series per counter
+disable_created_metrics()  # type: ignore[no-untyped-call]  # a creation timestamp per series: noise, and one more series per counter
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 RECEIVED = LoopCounter("connector_component_received_events", "Events a component took in.",

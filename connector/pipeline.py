@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import anyio
-import anyio.abc
+from anyio.streams.memory import MemoryObjectSendStream
 import anyio.lowlevel
 import msgspec
 
@@ -246,13 +246,13 @@ class SinkPipeline:
         if self.rebuild is not None:
             self.sink = self.rebuild()
 
-    async def _read(self, send: anyio.abc.ObjectSendStream[Envelope]) -> None:
+    async def _read(self, send: MemoryObjectSendStream[Envelope]) -> None:
         try:
             await self._read_into(send)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the sink stopped taking envelopes (it failed): the pipeline starts it over
 
-    async def _read_into(self, send: anyio.abc.ObjectSendStream[Envelope]) -> None:
+    async def _read_into(self, send: MemoryObjectSendStream[Envelope]) -> None:
         async with send:
             while True:
                 records = await self.buffer.read(self.name, self.read_batch)

@@ -47,7 +47,7 @@ class Registry:
                 "MapperConfig or SinkConfig"
             )
         name = config.type_name()
-        if getattr(config.build, "__isabstractmethod__", False):
+        if getattr(getattr(config, "build", None), "__isabstractmethod__", False):
             raise PluginError(f"plugin {self._plugin!r}: {kind} type {name!r} ({config.__qualname__}) does not "
                               f"implement build(self, ctx): the config class is the component's factory")
         existing = self._types[kind].get(name)

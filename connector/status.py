@@ -28,19 +28,19 @@ async def show_status(config: Config) -> int:
     print(f"daemon: {'running' if status['running'] else 'not running'}   "
           f"buffer: {status['buffer']['bytes']:,} bytes{'' if status['buffer']['healthy'] else ' (NOT WRITABLE)'}"
           f"{ready}")
-    rows = [("SINK", "LAG", "DELIVERED", "DEAD LETTERS", "STATE", "LAST ERROR")]
+    rows: list[tuple[str, ...]] = [("SINK", "LAG", "DELIVERED", "DEAD LETTERS", "STATE", "LAST ERROR")]
     for name, sink in status["sinks"].items():
         delivered = "-" if sink["delivered"] is None else f"{int(sink['delivered']):,}"
-        error = "-"
+        last_error = "-"
         if sink.get("stalled"):
-            error = sink["stalled"]
+            last_error = sink["stalled"]
         elif sink["last_error"]:
-            error = f"{when(sink['last_error_at'])} {sink['last_error']}"
+            last_error = f"{when(sink['last_error_at'])} {sink['last_error']}"
         rows.append((name, f"{sink['lag']:,}", delivered, f"{int(sink['dead_letters']):,}",
-                     "paused" if sink["paused"] else "STALLED" if sink.get("stalled") else "ok", error))
+                     "paused" if sink["paused"] else "STALLED" if sink.get("stalled") else "ok", last_error))
     _print_table(rows)
-    webhooks = [("SOURCE", "RECEIVED", "LAST TEST DELIVERY", "LAST REFUSED")]
-    polling = [("POLLING SOURCE", "STORED", "STATE", "LAST POLL", "CURSOR")]
+    webhooks: list[tuple[str, ...]] = [("SOURCE", "RECEIVED", "LAST TEST DELIVERY", "LAST REFUSED")]
+    polling: list[tuple[str, ...]] = [("POLLING SOURCE", "STORED", "STATE", "LAST POLL", "CURSOR")]
     for name, source in status.get("sources", {}).items():
         if "paused" in source:
             polling.append(_polling_row(name, source))

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any
 
 import anyio
-import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 import msgspec
 
 from . import metrics
@@ -34,10 +34,10 @@ class TapHub:
 
     def __init__(self) -> None:
         self.active = False
-        self._subscribers: dict[str | None, set[anyio.abc.ObjectSendStream[bytes]]] = {}
+        self._subscribers: dict[str | None, set[MemoryObjectSendStream[bytes]]] = {}
 
     @contextlib.contextmanager
-    def subscribe(self, component: str | None) -> Iterator[anyio.abc.ObjectReceiveStream[bytes]]:
+    def subscribe(self, component: str | None) -> Iterator[MemoryObjectReceiveStream[bytes]]:
         """A stream of NDJSON lines for ``component`` (or all), until the block ends."""
         send, receive = anyio.create_memory_object_stream[bytes](SUBSCRIBER_CAPACITY)
         self._subscribers.setdefault(component, set()).add(send)
@@ -73,7 +73,8 @@ class TapHub:
 def tap_component(scope: dict[str, Any]) -> str | None:
     """The ``?component=NAME`` of a tap request (None: every component)."""
     query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return query.get("component", [None])[0]
+    components = query.get("component")
+    return components[0] if components else None
 
 
 async def stream_tap(receive: Callable[[], Awaitable[dict[str, Any]]], send: Callable[[dict[str, Any]], Awaitable[None]],

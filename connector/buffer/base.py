@@ -16,6 +16,7 @@ import abc
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import anyio
 import msgspec
@@ -45,7 +46,7 @@ class NewRecord(msgspec.Struct, frozen=True, gc=False):
 class Buffer(abc.ABC):
     """A log of raw records with per-sink cursors and dead letters."""
 
-    durable: bool = True
+    durable: ClassVar[bool] = True  # False: nothing is kept across a restart
     location = "memory"  # where the records are: the same for every process of one daemon's config
     max_bytes: int | None = None  # the most the records may take (None: no bound in bytes)
     carries_sink_states = False  # a delivery process publishes its sinks' states through it (else: asked)

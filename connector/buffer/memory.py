@@ -12,7 +12,7 @@ from ..records import DeadLetter, Record
 from .base import Buffer, BufferConfig, CursorTracker, NewRecord, now
 
 
-class MemoryBufferConfig(BufferConfig, tag="memory"):
+class MemoryBufferConfig(BufferConfig, tag="memory", frozen=True):
     """``type = "memory"``: ``max_records`` bounds what is held (then webhooks get 503)."""
 
     max_records: int = 100_000

@@ -59,7 +59,7 @@ MAX_ACK_PENDING = 20_000  # records a consumer hands out unacknowledged, over al
 MIN_SERVER = (2, 10, 23)  # 2.10.20-2.10.22 lost acknowledged writes on a crash (Jepsen, 2025-12)
 
 
-class NatsBufferConfig(BufferConfig, tag="nats"):
+class NatsBufferConfig(BufferConfig, tag="nats", frozen=True):
     """``type = "nats"``: ``url`` (or a list), ``stream``; credentials: ``user`` + ``password``,
     ``token`` or ``creds_file``; TLS: ``tls_ca``, ``tls_cert``, ``tls_key``. ``replicas`` of
     the streams (use 3 in production), retention limits ``max_bytes`` and ``max_age_seconds``,
@@ -435,7 +435,7 @@ class NatsBuffer(Buffer):
             entry = await self._kv.get(_kv_key(name))
         except nats.js.errors.KeyNotFoundError:
             return None
-        return entry.value
+        return bytes(entry.value) if entry.value is not None else None
 
     async def dead_letters(self, ids: Sequence[int] = ()) -> list[DeadLetter]:
         if not ids:

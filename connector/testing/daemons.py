@@ -170,7 +170,7 @@ class LocalDaemon(_Served):
         from ..plugins import load_registry
 
         from_file = read_env_file(str(self.directory / self.env_file)) if self.env_file else {}
-        env = {**{k: v for k, v in from_file.items() if k not in os.environ}, **self.env}
+        env: dict[str, str | None] = {**{k: v for k, v in from_file.items() if k not in os.environ}, **self.env}
         with _environment(env):
             config = load_config(str(self.config_path), load_registry())
         config.service = _msgspec.structs.replace(config.service, delivery_process=False)

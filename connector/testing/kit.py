@@ -4,8 +4,9 @@ a sink run to completion, and a webhook source behind the real ingress, all in p
 from __future__ import annotations
 
 import collections
+import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import anyio
@@ -21,6 +22,7 @@ from ..intake import Intake
 from ..logging import logger
 from ..metrics import ComponentMetrics
 from ..records import Envelope, Record
+from ..ingress.httpserver import HTTPServer
 from ..ingress.webhooks import WebhookApp
 from ..tap import TapHub
 
@@ -77,7 +79,7 @@ class RecordingAcks:
 
 
 def run_sink(sink: Sink, envelopes: Sequence[Envelope], acks: RecordingAcks | None = None,
-             meanwhile: Callable[[RecordingAcks], Awaitable[None]] | None = None,
+             meanwhile: Callable[[RecordingAcks], Coroutine[Any, Any, None]] | None = None,
              timeout: float = 30.0) -> RecordingAcks:
     """Run ``sink`` on ``envelopes`` until it has answered for all of them and returned (the inbox
     is closed once they are in it); ``meanwhile(acks)`` runs beside it (break and repair the
@@ -110,8 +112,9 @@ async def eventually(condition: Callable[[], Any], timeout: float = 15.0) -> Any
 
 
 class WebhookHarness:
-    """A webhook source behind the real ingress (its checks, statuses and JSON errors), storing in a
-    memory buffer, in process: ``post`` answers as the daemon would; ``stored()`` is what it kept.
+    """A webhook source behind the daemon's own HTTP server and ingress (its checks, statuses and
+    JSON errors), storing in a memory buffer, on 127.0.0.1 in a background thread: ``post``
+    answers as the daemon would; ``stored()`` is what it kept.
 
         with WebhookHarness(MySourceConfig(token="t")) as harness:
             response = harness.post(b'{"a": 1}', {"authorization": "Bearer t"})
@@ -121,11 +124,14 @@ class WebhookHarness:
         self.config = config
         self.name = name
         self._portal_cm: Any = None
+        self._serving: Any = None
 
     def __enter__(self) -> WebhookHarness:
         self._portal_cm = anyio.from_thread.start_blocking_portal("asyncio")
         self.portal = self._portal_cm.__enter__()
         self.portal.call(self._build)
+        self._serving = self.portal.start_task_soon(self._serve)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.sock.getsockname()[1]}", timeout=10)
         return self
 
     def _build(self) -> None:
@@ -136,21 +142,25 @@ class WebhookHarness:
         self.path = source.path
         self.buffer = MemoryBuffer(100_000)
         self.app = WebhookApp([source], Intake(self.buffer, TapHub()), ServerConfig())
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.server = HTTPServer(self.app, self.sock, whole_body=self.app)
+
+    async def _serve(self) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.app.watch_body_reads)
+            await self.server.serve()
+            tg.cancel_scope.cancel()
 
     def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.portal.call(self.server.shutdown)
+        self._serving.result(10)
         self._portal_cm.__exit__(None, None, None)
 
     def post(self, body: bytes | str, headers: dict[str, str] | None = None,
              content_type: str = "application/json") -> httpx.Response:
         data = body.encode() if isinstance(body, str) else body
-
-        async def send() -> httpx.Response:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 1)),
-                                         base_url="http://connector") as client:
-                return await client.post(self.path, content=data,
-                                         headers={"content-type": content_type, **(headers or {})})
-
-        return self.portal.call(send)
+        return self.client.post(self.path, content=data, headers={"content-type": content_type, **(headers or {})})
 
     def stored(self) -> list[Record]:
         """Every record the source stored so far, in order."""
@@ -158,7 +168,8 @@ class WebhookHarness:
             await self.buffer.open(["stored"])
             return await self.buffer.read("stored", 100_000)
 
-        return self.portal.call(read)
+        stored: list[Record] = self.portal.call(read)
+        return stored
 
     def stored_values(self) -> list[Any]:
         return [msgspec.json.decode(r.body) for r in self.stored()]

@@ -12,7 +12,7 @@ as the buffer outlives a process, so a second run is the source restarted.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal
 
 import anyio
@@ -95,7 +95,7 @@ def build_polling_source(config: SourceConfig, name: str = "source") -> PollingS
 
 def run_polling_source(config: SourceConfig, ctx: FakeSourceContext,
                        until: Callable[[FakeSourceContext], Any],
-                       meanwhile: Callable[[FakeSourceContext], Awaitable[None]] | None = None,
+                       meanwhile: Callable[[FakeSourceContext], Coroutine[Any, Any, None]] | None = None,
                        timeout: float = 30.0) -> BaseException | None:
     """Build the source from ``config`` and run it on ``ctx`` until ``until(ctx)`` holds (then it
     is cancelled, as the daemon stops it) or ``run`` raises or returns; ``meanwhile(ctx)`` runs

@@ -6,7 +6,7 @@ import asyncio
 import random
 import socket
 import threading
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -18,7 +18,7 @@ async def read_body(receive: Any) -> bytes:
     body = b""
     while True:
         message = await receive()
-        body += message.get("body", b"")
+        body += bytes(message.get("body", b""))
         if not message.get("more_body"):
             return body
 
@@ -37,7 +37,7 @@ class ThreadedServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ThreadedServer:
+    def start(self) -> Self:
         """Listen (an ``OSError`` at once when the port is taken) and serve in a thread."""
         try:
             import uvicorn

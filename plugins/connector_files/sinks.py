@@ -13,7 +13,6 @@ import sys
 from typing import IO
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 import msgspec
 
@@ -66,7 +65,7 @@ class StreamSink(connector.Sink):
     def __init__(self, stream: IO[bytes]):
         self.stream = stream
 
-    async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
+    async def run(self, inbox: connector.Inbox, acks: connector.Acks) -> None:
         while batch := await connector.next_batch(inbox, MAX_BATCH):
             await anyio.to_thread.run_sync(self._write, _ndjson(batch))
             await acks.ack(batch)
@@ -85,7 +84,7 @@ class FileSink(connector.Sink):
         self.mode = mode
         self._fd = -1
 
-    async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
+    async def run(self, inbox: connector.Inbox, acks: connector.Acks) -> None:
         try:
             while batch := await connector.next_batch(inbox, MAX_BATCH):
                 await anyio.to_thread.run_sync(self._append, _ndjson(batch))

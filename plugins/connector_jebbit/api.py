@@ -254,7 +254,7 @@ def _title(response: httpx.Response) -> str:
         errors = msgspec.json.decode(response.content, type=ErrorDocument).errors
     except (msgspec.DecodeError, msgspec.ValidationError):
         return ""
-    titles = [e.title or e.detail for e in errors if e.title or e.detail]
+    titles = [text for e in errors if (text := e.title or e.detail)]
     return f": {'; '.join(titles)}" if titles else ""
 
 

@@ -78,7 +78,7 @@ def add_commands(commands: connector.Commands) -> None:
     action(actions, "self", "the business these credentials act for", _self, json=True)
 
     group = actions.add_parser("integrations", help="list, show, update and delete integrations")
-    group.set_defaults(handler=lambda args, ctx: group.print_help() or 2)
+    group.set_defaults(handler=lambda args, ctx, parser=group: _help(parser))
     items = group.add_subparsers(dest="item_action", metavar="ACTION")
     action(items, "list", "every integration", _list_integrations, json=True)
     action(items, "show", "one integration", _show_integration, json=True).add_argument("id")
@@ -95,13 +95,13 @@ def add_commands(commands: connector.Commands) -> None:
     action(items, "delete", "delete an integration (Jebbit stops posting)", _delete_integration).add_argument("id")
 
     group_b = actions.add_parser("backfills", help="list and show historic backfills")
-    group_b.set_defaults(handler=lambda args, ctx: group_b.print_help() or 2)
+    group_b.set_defaults(handler=lambda args, ctx, parser=group_b: _help(parser))
     backfills = group_b.add_subparsers(dest="item_action", metavar="ACTION")
     action(backfills, "list", "every backfill", _list_backfills, json=True)
     action(backfills, "show", "one backfill", _show_backfill, json=True).add_argument("id")
 
     group_m = actions.add_parser("mappings", help="list, create and delete integration mappings")
-    group_m.set_defaults(handler=lambda args, ctx: group_m.print_help() or 2)
+    group_m.set_defaults(handler=lambda args, ctx, parser=group_m: _help(parser))
     mappings = group_m.add_subparsers(dest="item_action", metavar="ACTION")
     action(mappings, "list", "every mapping", _list_mappings, json=True)
     create = action(mappings, "create", "send a Jebbit variable under your name for it", _create_mapping, json=True)
@@ -218,3 +218,9 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    """A group of actions run without one: its help, and exit code 2."""
+    parser.print_help()
+    return 2

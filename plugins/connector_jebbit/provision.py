@@ -39,6 +39,13 @@ def jebbit_source(config: connector.Config, name: str | None) -> str:
     return sources[0]
 
 
+def source_config(config: connector.Config, source: str) -> JebbitSourceConfig:
+    """The settings of ``source``, a jebbit source (``jebbit_source`` found it)."""
+    settings = config.sources[source].config
+    assert isinstance(settings, JebbitSourceConfig), source
+    return settings
+
+
 def secret_variables(ctx: connector.CommandContext, config: connector.Config, source: str) -> list[str]:
     """The variables the source's ``shared_secret`` reads, in order (``${NAME}``, with or without a
     default; one, or a list while a secret rotates)."""
@@ -56,7 +63,7 @@ def setup(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: Jebbi
     config = ctx.load_config(args.config)
     source = jebbit_source(config, args.source)
     variable = secret_variables(ctx, config, source)[0]  # while rotating, the current one
-    endpoint = _endpoint(args.public_url, config.sources[source].config.path)
+    endpoint = _endpoint(args.public_url, source_config(config, source).path)
     wanted = Integration(endpoint=endpoint, region=args.region, is_active=True,
                          additional_options=IntegrationOptions(hash_pii=args.hash_pii))
     integration, action = _integration(jebbit, wanted)

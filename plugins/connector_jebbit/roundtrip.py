@@ -19,7 +19,7 @@ from tqdm import tqdm
 import connector
 
 from .api import JebbitAPI
-from .provision import jebbit_source
+from .provision import jebbit_source, source_config
 from .source import JebbitSourceConfig
 
 WAITING_STATES = ("received", "processing")  # Jebbit's documented states of a backfill still running
@@ -143,10 +143,11 @@ def _source_for(ctx: connector.CommandContext, config: connector.Config, name: s
     if name is None and len(by_path) == 1:
         return by_path[0]
     source = jebbit_source(config, name)
-    if config.sources[source].config.path != path:
+    listening = source_config(config, source).path
+    if listening != path:
         raise connector.CommandError(
             f"integration {integration} posts to {endpoint or 'no endpoint'}, but sources.{source} listens on "
-            f"{config.sources[source].config.path}: run `connector jebbit setup` again")
+            f"{listening}: run `connector jebbit setup` again")
     return source
 
 

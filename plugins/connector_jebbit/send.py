@@ -12,13 +12,14 @@ import os
 import ssl
 import sys
 import uuid
+from typing import Any
 
 import httpx
 
 from .signature import HEADER, TEST_HEADER, sign
 
 
-def sample_experience(email: str) -> dict:
+def sample_experience(email: str) -> dict[str, Any]:
     """A completed experience shaped like Jebbit's deliveries."""
     return {
         "data": {

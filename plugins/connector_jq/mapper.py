@@ -43,9 +43,9 @@ class JqMapper(connector.Mapper):
     def __init__(self, program: Any):
         self.program = program
 
-    def map(self, record: connector.Record) -> list[dict]:
+    def map(self, record: connector.Record) -> list[dict[str, Any]]:
         try:
-            outputs = self.program.input_text(record.body.decode()).all()
+            outputs: list[Any] = self.program.input_text(record.body.decode()).all()
         except ValueError as exc:
             raise connector.RecordRejected(f"jq: {exc}") from None
         for output in outputs:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 from importlib.metadata import version
+from typing import Any
 
 import msgspec
 
@@ -54,7 +55,7 @@ def encode_message(envelope: connector.Envelope) -> bytes:
     return _encoder.encode(payload)
 
 
-def check_message(message: dict) -> None:
+def check_message(message: dict[str, Any]) -> None:
     """Raise ``NotAMessage`` unless ``message`` has a known ``type``, a user and its type's field."""
     kind = message.get("type")
     if not isinstance(kind, str) or kind not in REQUIRED_BY_TYPE:

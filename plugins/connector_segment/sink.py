@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 import aiohttp
 import anyio
-import anyio.abc
 from isal import igzip
 
 import connector
@@ -30,7 +29,9 @@ from .messages import BATCH_OVERHEAD, LIBRARY, MAX_MESSAGE_BYTES, NotAMessage, b
 class SinkSettings(Protocol):
     """The settings the sink runs on (``SegmentSinkConfig`` documents each)."""
 
-    url: str
+    @property
+    def url(self) -> str: ...
+
     write_key: str
     gzip: bool
     batch_max_messages: int
@@ -67,7 +68,7 @@ class SegmentSink(connector.Sink):
         self._hold_until = 0.0
         self._carry: tuple[connector.Envelope, bytes] | None = None
 
-    async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
+    async def run(self, inbox: connector.Inbox, acks: connector.Acks) -> None:
         slots = anyio.Semaphore(self.config.max_in_flight)
         connections = aiohttp.TCPConnector(limit=self.config.max_in_flight)
         timeout = aiohttp.ClientTimeout(total=self.config.timeout)
@@ -83,7 +84,7 @@ class SegmentSink(connector.Sink):
                         tg.start_soon(self._send, client, acks, slots, *batch)
 
     # batching --------------------------------------------------------------------------------
-    async def _collect(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope],
+    async def _collect(self, inbox: connector.Inbox,
                        acks: connector.Acks) -> tuple[list[connector.Envelope], list[bytes]] | None:
         """The next batch, closed by count, size or ``flush_interval``; None once the inbox ends."""
         envelopes: list[connector.Envelope] = []
@@ -91,15 +92,16 @@ class SegmentSink(connector.Sink):
         size = BATCH_OVERHEAD
         deadline = None
         if self._carry is not None:
-            envelope, message = self._carry
+            carried, message = self._carry
             self._carry = None
-            envelopes.append(envelope)
+            envelopes.append(carried)
             messages.append(message)
             size += len(message)
             deadline = time.monotonic() + self.config.flush_interval
         while len(envelopes) < self.config.batch_max_messages:
+            envelope: connector.Envelope | None
             try:  # what is already there, without a coroutine call a message
-                envelope: connector.Envelope | None = inbox.receive_nowait()
+                envelope = inbox.receive_nowait()
             except anyio.WouldBlock:
                 envelope = await self._wait_next(inbox, deadline)
             except anyio.EndOfStream:
@@ -121,7 +123,7 @@ class SegmentSink(connector.Sink):
         return envelopes, messages
 
     @staticmethod
-    async def _wait_next(inbox: anyio.abc.ObjectReceiveStream[connector.Envelope],
+    async def _wait_next(inbox: connector.Inbox,
                          deadline: float | None) -> connector.Envelope | None:
         """The next envelope to come; None at the deadline or once the inbox is closed."""
         try:

@@ -98,7 +98,8 @@ class FakeSegment(ThreadedServer):
                     "headers": [(b"content-type", b"application/json"), *extra]})
         await send({"type": "http.response.body", "body": msgspec.json.encode(answer)})
 
-    def _answer(self, path: str, headers: dict[str, str], body: bytes, action: Any) -> tuple[int, Any, list]:
+    def _answer(self, path: str, headers: dict[str, str], body: bytes,
+                action: Any) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
         if path != "/v1/batch":
             return 404, {"error": "not found"}, []
         expected = "Basic " + base64.b64encode(f"{self.write_key}:".encode()).decode()

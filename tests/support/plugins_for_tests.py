@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-import anyio.abc
+import anyio
 import msgspec
 
 import connector
@@ -28,7 +28,7 @@ class PickySink(connector.Sink):
     def __init__(self, path: str, refuse: str, refuse_while: str):
         self.path, self.refuse, self.refuse_while = path, refuse.encode(), refuse_while
 
-    async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
+    async def run(self, inbox: connector.Inbox, acks: connector.Acks) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.path, "ab") as out:
             while batch := await next_batch(inbox, 100):
@@ -59,7 +59,7 @@ class CrashingSink(connector.Sink):
     def __init__(self, path: str, crash_while: str):
         self.path, self.crash_while = path, crash_while
 
-    async def run(self, inbox: anyio.abc.ObjectReceiveStream[connector.Envelope], acks: connector.Acks) -> None:
+    async def run(self, inbox: connector.Inbox, acks: connector.Acks) -> None:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.path, "ab") as out:
             while batch := await next_batch(inbox, 100):

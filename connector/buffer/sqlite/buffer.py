@@ -42,7 +42,7 @@ STORED_BYTES_SECONDS = 1.0  # how often the byte total is read again (other proc
 VACUUM_PAGES = 1024  # free pages (4 MiB) past which retention gives them back to the filesystem
 WAL_LIMIT_BYTES = 16 << 20  # the -wal file is cut back to this after a checkpoint
 
-class SqliteBufferConfig(BufferConfig, tag="sqlite"):
+class SqliteBufferConfig(BufferConfig, tag="sqlite", frozen=True):
     """``type = "sqlite"``: ``path`` of the database file, ``max_bytes`` of stored bodies;
     ``min_free_bytes`` of free space on its filesystem, below which new records are refused
     (the ingress answers 503 + Retry-After) until space returns; ``retain_seconds`` a delivered
@@ -62,13 +62,14 @@ class SqliteBuffer(Buffer):
     """Records, cursors and dead letters in one SQLite database."""
 
     carries_sink_states = True
+    max_bytes: int  # always bounded
 
     def __init__(self, path: str, max_bytes: int = 1 << 30, appended_elsewhere: bool = False,
                  min_free_bytes: int = 0, retain_seconds: float = 0.0):
         super().__init__()
         self.path = path
         self.location = f"sqlite {os.path.realpath(path)}"
-        self.max_bytes = max_bytes
+        self.max_bytes: int = max_bytes
         self.min_free_bytes = min_free_bytes
         self.retain_seconds = retain_seconds
         self.low_disk: str | None = None  # why records are refused while the disk is nearly full

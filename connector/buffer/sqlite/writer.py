@@ -65,7 +65,8 @@ class WriterThread:
         future: asyncio.Future[T] = self.loop.create_future()
         self.submit(self._settle, future, fn, args)
         with anyio.CancelScope(shield=True):
-            return await future
+            result = await future
+        return result
 
     def _settle(self, future: asyncio.Future[T], fn: Callable[..., T], args: tuple[Any, ...]) -> None:
         try:
