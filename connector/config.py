@@ -12,12 +12,12 @@ import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
 from .buffer import BUFFER_KINDS, BufferConfig
-from .components import ComponentConfig
+from .components import MapperConfig, SinkConfig, SourceConfig
 from .errors import ConfigError
 from .registry import Registry
 from .secret import Secret, secret_fields, secret_values
@@ -96,13 +96,16 @@ class MappingTest(_Section, frozen=True):
     expect_dead_letter: str | None = None
 
 
+ConfigT = TypeVar("ConfigT", SourceConfig, MapperConfig, SinkConfig)
+
+
 @dataclass(frozen=True)
-class Component:
+class Component(Generic[ConfigT]):
     """One configured component: its section, name and validated config."""
 
     kind: str
     name: str
-    config: ComponentConfig
+    config: ConfigT
     plugin: str
 
     @property
@@ -119,9 +122,9 @@ class Config:
     server: ServerConfig
     admin: AdminConfig
     buffer: BufferConfig
-    sources: dict[str, Component] = field(default_factory=dict)
-    mappers: dict[str, Component] = field(default_factory=dict)
-    sinks: dict[str, Component] = field(default_factory=dict)
+    sources: dict[str, Component[SourceConfig]] = field(default_factory=dict)
+    mappers: dict[str, Component[MapperConfig]] = field(default_factory=dict)
+    sinks: dict[str, Component[SinkConfig]] = field(default_factory=dict)
     tests: list[MappingTest] = field(default_factory=list)
     secrets: frozenset[str] = frozenset()
 
@@ -149,7 +152,7 @@ class Config:
             line = None
         return f"{self.path}{f':{line}' if line else ''}: {table}{f'.{key}' if key else ''}"
 
-    def components(self) -> Iterator[Component]:
+    def components(self) -> Iterator[Component[Any]]:
         yield from self.sources.values()
         yield from self.mappers.values()
         yield from self.sinks.values()
@@ -285,7 +288,7 @@ class _Loader:
             raise self.error("buffer", "type", f"unknown buffer type {kind!r}{hint} (one of: {', '.join(BUFFER_KINDS)})")
         return self.convert(table, cls, "buffer")
 
-    def load_component(self, section: str, name: str, table: Any) -> Component:
+    def load_component(self, section: str, name: str, table: Any) -> Component[Any]:
         where = f"{section}.{name}"
         if not isinstance(table, dict):
             raise self.error(where, None, "must be a table")

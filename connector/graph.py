@@ -122,7 +122,7 @@ def build_sources(config: Config) -> Sources:
     paths: dict[str, str] = {}
     for component in config.sources.values():
         context = _context(config, component.name, component.kind)
-        source: Source = component.config.build(context)  # type: ignore[attr-defined]
+        source: Source = component.config.build(context)
         source.name = component.name
         if isinstance(source, WebhookSource):
             where = config.where(f"sources.{component.name}", "path")
@@ -144,7 +144,7 @@ def build_sources(config: Config) -> Sources:
 
 def build_mappers(config: Config) -> dict[str, Mapper]:
     """Build the mappers (what ``connector test`` runs)."""
-    return {c.name: c.config.build(_context(config, c.name, c.kind))  # type: ignore[attr-defined]
+    return {c.name: c.config.build(_context(config, c.name, c.kind))
             for c in config.mappers.values()}
 
 
@@ -162,7 +162,7 @@ def build_sinks(config: Config) -> Sinks:
                 for source in config.mappers[item].inputs:
                     routes.setdefault(source, []).append(Route(item, mappers[item]))
         graph.routes[component.name] = routes
-        build = functools.partial(component.config.build,  # type: ignore[attr-defined]
+        build = functools.partial(component.config.build,
                                   _context(config, component.name, component.kind))
         graph.sinks[component.name] = build()
         graph.rebuild[component.name] = build

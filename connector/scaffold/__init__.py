@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import string
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from ..errors import CommandError
@@ -72,8 +73,8 @@ def new_plugin(name: str, directory: str, parts: set[str], polling: bool = False
     return root
 
 
-def _fill(template: object, values: dict[str, str]) -> str:
-    return string.Template(template.read_text()).substitute(values)  # type: ignore[attr-defined]
+def _fill(template: Traversable, values: dict[str, str]) -> str:
+    return string.Template(template.read_text()).substitute(values)
 
 
 def _write(path: Path, text: str) -> None:

@@ -89,12 +89,12 @@ class SprigExport(connector.PollingSource):
         headers = {"authorization": f"Bearer {self.config.api_key}", "accept": "application/json"}
         async with httpx.AsyncClient(timeout=self.config.timeout, headers=headers) as client:
             while True:
-                if window.end is None:
-                    window = Window(window.start, _now_ms())
+                end = _now_ms() if window.end is None else window.end
+                window = Window(window.start, end, window.cursor)
                 page = await self._fetch_with_retries(client, ctx, window)
                 rows = page.data if page is not None else []
                 cursor = page.cursor if page is not None and rows else None
-                following = Window(window.start, window.end, cursor) if cursor else Window(window.end)  # type: ignore[arg-type]
+                following = Window(window.start, end, cursor) if cursor else Window(end)
                 await ctx.append(rows, checkpoint=msgspec.json.encode(following))
                 window = following
                 if cursor is None:

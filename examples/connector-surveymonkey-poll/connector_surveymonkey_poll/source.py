@@ -238,7 +238,7 @@ class SurveyMonkeyResponses(connector.PollingSource):
 
     async def _fetch(self, client: httpx.AsyncClient, position: Position) -> Page:
         params: dict[str, Any] = {
-            "sort_by": "date_modified", "per_page": self.config.per_page, "page": position.page,
+            "sort_by": "date_modified", "sort_order": "ASC", "per_page": self.config.per_page, "page": position.page,
             "start_modified_at": date_string(parse_moment(position.after) - OVERLAP),
         }
         if self.config.simple:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from connector_surveymonkey_poll.mapper import SurveyMonkeyToSegmentConfig
+from connector_surveymonkey_poll.source import SurveyMonkeyResponsesConfig
+from fake_surveymonkey import FakeSurveyMonkeyAPI, response
 
 from connector.testing import (
     FakeSourceContext,
@@ -20,9 +23,6 @@ from connector.testing import (
     make_record,
     run_polling_source,
 )
-from connector_surveymonkey_poll.mapper import SurveyMonkeyToSegmentConfig
-from connector_surveymonkey_poll.source import SurveyMonkeyResponsesConfig
-from fake_surveymonkey import FakeSurveyMonkeyAPI, response
 
 PAGE = json.loads((Path(__file__).parent / "fixtures" / "bulk_responses.json").read_text())
 DOCUMENTED = PAGE["data"][0]  # the docs' example: custvar_1/custvar_2, recipient_id "0"
