@@ -19,7 +19,8 @@ def plugin_env() -> dict[str, str]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist, the reliability suites run one at a time, on one worker: each loads
-    the machine on purpose, and two at once would each measure the other."""
+    the machine on purpose, and two at once would each measure the other (the packaging tests,
+    slow but measuring nothing, run beside the rest)."""
     for item in items:
-        if item.get_closest_marker("reliability"):
+        if item.get_closest_marker("reliability") and not item.get_closest_marker("packaging"):
             item.add_marker(pytest.mark.xdist_group("reliability"))

@@ -74,11 +74,14 @@ class FakePagedAPI(ThreadedServer):
 
     def accept(self) -> None:
         self.refusing = False
-        self.delay = 0.0  # seconds every answer waits
 
     def authorized(self, headers: dict[str, str]) -> bool:
         """Whether the request carries the token (override for another scheme)."""
         return not self.refusing and headers.get("authorization") == f"Bearer {self.token}"
+
+    def failure(self, status: int) -> Any:
+        """The JSON body of a failure made with ``fail`` (override for the vendor's error shape)."""
+        return {"error": f"scripted failure {status}"}
 
     def page(self, query: dict[str, str]) -> tuple[int, Any]:
         """The answer to an authorized request (status, JSON body): the generic cursor shape."""
@@ -107,7 +110,7 @@ class FakePagedAPI(ThreadedServer):
             if scripted is None:
                 status, body = self.page(query)
             else:
-                status, body = scripted[0], {"error": f"scripted failure {scripted[0]}"}
+                status, body = scripted[0], self.failure(scripted[0])
                 if scripted[1] is not None:
                     extra.append((b"retry-after", str(scripted[1]).encode()))
         self.requests.append(APIRequest(time.monotonic(), query, status))

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -24,6 +26,8 @@ def tutorial_files() -> dict[str, str]:
     return files
 
 
+@pytest.mark.reliability  # runs the tutorial plugin's own tests, as its author would: slow
+@pytest.mark.packaging
 def test_the_tutorial_makes_a_plugin_that_registers_checks_and_passes_its_tests(tmp_path):
     files = tutorial_files()
     assert set(files) == {"connector_acme/source.py", "connector_acme/poller.py", "connector_acme/mapper.py",

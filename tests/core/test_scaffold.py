@@ -1,5 +1,5 @@
 """Plugins kept as third parties keep them: ``connector new-plugin``'s package passes its own tests
-as generated; so does the worked example in ``examples/connector-typeform``."""
+as generated; so do the worked examples in ``examples/``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from connector.testing import run_command
 
 @pytest.mark.parametrize(("name", "parts"), [("acme_forms", []), ("acme-forms", ["--mapper"]),  # pip-style too
                                              ("acme_forms", ["--source", "--sink"]), ("acme-forms", ["--polling"])])
+@pytest.mark.reliability  # runs a package's own tests, as its author would: slow
+@pytest.mark.packaging
 def test_the_generated_plugin_passes_its_tests_and_registers(tmp_path, name, parts):
     done = run_command("new-plugin", name, *parts, "--directory", str(tmp_path))
     assert done.returncode == 0, done.stderr
@@ -55,8 +57,11 @@ def test_a_name_that_cannot_be_a_package_is_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_typeform_example_passes_its_own_tests():
-    root = Path(__file__).resolve().parents[2] / "examples" / "connector-typeform"
+@pytest.mark.reliability  # runs a package's own tests, as its author would: slow
+@pytest.mark.packaging
+@pytest.mark.parametrize("example", ["connector-typeform", "connector-surveymonkey-poll"])
+def test_each_worked_example_passes_its_own_tests(example):
+    root = Path(__file__).resolve().parents[2] / "examples" / example
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=root, env=env, capture_output=True, text=True)
     assert tests.returncode == 0, tests.stdout + tests.stderr

@@ -19,14 +19,17 @@ only while a page holds nothing new: more responses share one second than fit a 
 request asks from one second before ``after``, and the source drops what it has already stored:
 the docs do not say whether ``start_modified_at`` ("Responses modified after this date") is
 inclusive, and dates have whole seconds, so either way a response saved in the same second as
-the last stored one, after the poll that stored it, is neither lost nor stored twice.
+the last stored one, after the poll that stored it, is neither lost nor stored twice. (Pages are
+offsets, SurveyMonkey has no cursor: only while pages beyond the first are read, in such a
+crowded second, can a response edited between two requests shift one response out of sight.)
 
 **Failures.** 429 (error 1040), 5xx, timeouts and network errors are ``ctx.error`` and retried
-with backoff, waiting as ``Retry-After`` asks or, when the ``X-Ratelimit-App-Global-*-Remaining``
-headers say a limit is used up, until its ``-Reset``. 401 (a missing, wrong, expired or revoked
-token) and 403 (scope, plan, quota, or the account's region: error 1018 means ``base_url`` should
-be its ``access_url``), and 400 or 404 (bad parameters, an unknown survey) pause the source with
-the config key to fix; it asks again with backoff and resumes once a request succeeds.
+with backoff, waiting as ``Retry-After`` asks (undocumented, honoured when sent) or, when the
+documented ``X-Ratelimit-App-Global-*-Remaining`` headers say a limit is used up, until its
+``-Reset``. 401 (a missing, wrong, expired or revoked token), 403 (scope, plan, quota, or the
+account's region: error 1018 means ``base_url`` should be its ``access_url``), 400 and 404 (bad
+parameters, an unknown survey) pause the source with the config key to fix; it asks again with
+backoff and resumes once a request succeeds.
 """
 
 from __future__ import annotations
@@ -51,10 +54,10 @@ class SurveyMonkeyResponsesConfig(connector.SourceConfig, tag="surveymonkey_resp
     """``type = "surveymonkey_responses"``.
 
     ``access_token``: the app's access token (a private app's, or one from OAuth). ``survey_id``:
-    the survey whose responses to poll. ``base_url``: the account's API host (its ``access_url``,
-    e.g. ``https://api.eu.surveymonkey.com``). ``start_modified_at``: where the first run begins
-    (ISO 8601; UTC when it has no offset); default: the moment it first runs, i.e. only new
-    responses. ``simple``: ask SurveyMonkey for the question and answer texts besides their ids.
+    the survey whose responses to poll. ``base_url``: the account's API host (the ``access_url``
+    its token came with: it depends on the account's datacenter). ``start_modified_at``: where
+    the first run begins (ISO 8601; UTC when it has no offset); default: the moment it first runs,
+    i.e. only new responses. ``simple``: ask for the question and answer texts besides their ids.
     """
 
     access_token: connector.Secret
@@ -76,8 +79,8 @@ class SurveyMonkeyResponsesConfig(connector.SourceConfig, tag="surveymonkey_resp
             try:
                 parse_moment(self.start_modified_at)
             except ValueError:
-                raise connector.ConfigError(f"sources.{ctx.name}.start_modified_at: not an ISO 8601 date and time "
-                                            f"(e.g. \"2026-11-20T10:00:00+00:00\"): {self.start_modified_at!r}") from None
+                raise connector.ConfigError(f"sources.{ctx.name}.start_modified_at: {self.start_modified_at!r} is not "
+                                            "an ISO 8601 date and time, e.g. \"2026-11-20T10:00:00+00:00\"") from None
         return SurveyMonkeyResponses(self, ctx.log, ctx.metrics)
 
 

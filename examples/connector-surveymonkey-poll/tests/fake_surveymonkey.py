@@ -71,7 +71,7 @@ class FakeSurveyMonkeyAPI(FakePagedAPI):
     def page(self, query: dict[str, str]) -> tuple[int, Any]:
         try:
             number, per_page = int(query.get("page", "1")), int(query.get("per_page", "50"))
-            since = datetime.datetime.fromisoformat(query["start_modified_at"]) if "start_modified_at" in query else None
+            since = query.get("start_modified_at") and datetime.datetime.fromisoformat(query["start_modified_at"])
         except ValueError:
             return 400, error("1003", "Bad Request", "Invalid URL parameters.", 400)
         order = query.get("sort_order", "DESC")

@@ -1,7 +1,7 @@
 """connector-surveymonkey-poll: the conformance suites against a fake of SurveyMonkey's bulk
 responses API, the documented example response mapped field by field, and what the suites do not
 cover: an edited response, responses saved in the second the last poll stopped at, a refusal's
-reason."""
+reason; and a round trip through the daemon to a fake Segment."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from connector_surveymonkey_poll.mapper import SurveyMonkeyToSegmentConfig
-from connector_surveymonkey_poll.source import SurveyMonkeyResponsesConfig
-from fake_surveymonkey import FakeSurveyMonkeyAPI, response
 
 from connector.testing import (
     FakeSourceContext,
@@ -22,7 +19,11 @@ from connector.testing import (
     build_context,
     make_record,
     run_polling_source,
+    wait_until,
 )
+from connector_surveymonkey_poll.mapper import SurveyMonkeyToSegmentConfig
+from connector_surveymonkey_poll.source import SurveyMonkeyResponsesConfig
+from fake_surveymonkey import FakeSurveyMonkeyAPI, response
 
 PAGE = json.loads((Path(__file__).parent / "fixtures" / "bulk_responses.json").read_text())
 DOCUMENTED = PAGE["data"][0]  # the docs' example: custvar_1/custvar_2, recipient_id "0"
@@ -147,3 +148,42 @@ def test_the_documented_example_response_becomes_a_survey_response_submitted_tra
         },
         "context": {"integration": {"name": "surveymonkey"}},
     }
+
+
+DAEMON = """
+[server]
+port = {port}
+
+[buffer]
+type = "memory"
+
+[sources.surveymonkey]
+type = "surveymonkey_responses"
+access_token = "%s"
+survey_id = "%s"
+base_url = "%s"
+start_modified_at = "2026-11-20T00:00:00Z"
+poll_interval = 0.1
+
+[mappers.surveymonkey_segment]
+type = "surveymonkey_to_segment"
+inputs = ["surveymonkey"]
+
+[sinks.segment]
+type = "segment"
+inputs = ["surveymonkey_segment"]
+write_key = "test-write-key"
+endpoint = "%s"
+flush_interval = 0.05
+"""
+
+
+def test_a_polled_response_reaches_segment_through_the_daemon(api, local_daemon_factory, fake_segment):
+    api.add([response("5007154325", at(0), user_id="user-8731")])
+    daemon = local_daemon_factory(DAEMON % (TOKEN, SURVEY, api.url, fake_segment.url),
+                                  env={"CONNECTOR_PLUGINS": "connector_surveymonkey_poll"}).start()
+    [message] = wait_until(lambda: fake_segment.messages)
+    assert message["userId"] == "user-8731" and message["event"] == "Survey Response Submitted"
+    assert message["properties"]["responseId"] == "5007154325" and message["timestamp"] == at(0)
+    assert fake_segment.violations == []
+    assert daemon.stop() == 0
