@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import anyio
 import pytest
 
 from connector.buffer.base import Buffer, NewRecord
@@ -68,8 +67,17 @@ async def read(buffer: Buffer, sink: str, count: int, timeout: float = 10.0) -> 
 
 
 async def nothing_more(buffer: Buffer, sink: str) -> bool:
-    await anyio.sleep(0.2)
-    return await buffer.read(sink, 10) == []
+    """Whether ``sink`` has nothing left to read. No sleep: a marker appended now is read once the
+    buffer hands it over, after whatever else was waiting, so anything but markers means more."""
+    marker = f"marker-{uuid.uuid4().hex}"
+    await buffer.append([NewRecord(marker, "s", time.time(), b'{"marker":true}')])
+    got: list = []
+    deadline = time.monotonic() + 10
+    while marker not in [r.id for r in got]:
+        assert time.monotonic() < deadline, f"{sink} never read the marker: {[r.id for r in got]}"
+        got += await buffer.read(sink, 10)
+        await buffer.wait(0.05)
+    return all(r.id.startswith("marker-") for r in got)
 
 
 async def restarted(buffer: Buffer, make) -> Buffer:
