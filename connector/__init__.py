@@ -13,14 +13,15 @@ for its tests):
   ``ConfigError`` (a setting ``build`` cannot accept), ``CommandError``;
 - helpers: ``full_jitter`` and ``retry_after_seconds`` (every retry loop), ``next_batch`` (a
   sink's inbox in batches), ``read_env_file``, ``secret_list`` (a secret or a list while rotating);
-- the command line: ``Commands``, ``CommandContext``, ``Config``.
+- the command line: ``Commands``, ``CommandContext``, ``ConfigView`` (a config, read-only, as
+  ``CommandContext.load_config`` gives it).
 """
 
 from __future__ import annotations
 
 from .backoff import full_jitter, retry_after_seconds
 from .batching import next_batch
-from .commands import CommandContext, Commands
+from .commands import CommandContext, Commands, ConfigView
 from .components import (
     Accepted,
     Acks,
@@ -38,7 +39,6 @@ from .components import (
     WebhookRequest,
     WebhookSource,
 )
-from .config import Config
 from .envfile import read_env_file
 from .errors import CommandError, ConfigError, HTTPError, RecordRejected
 from .hookspecs import hookimpl
@@ -47,9 +47,21 @@ from .registry import Registry
 from .secret import Secret, secret_list
 
 __all__ = [
-    "Accepted", "Acks", "BuildContext", "CommandContext", "ComponentMetrics", "CommandError", "Commands", "Config", "ConfigError",
+    "Accepted", "Acks", "BuildContext", "CommandContext", "ComponentMetrics", "CommandError", "Commands", "ConfigError", "ConfigView",
     "Envelope", "HTTPError", "Inbox", "Mapper", "MapperConfig",
     "PollingSource", "Record", "RecordRejected", "Registry", "Secret", "Sink", "SinkConfig",
     "Source", "SourceConfig", "SourceContext", "WebhookRequest", "WebhookSource", "full_jitter", "hookimpl", "next_batch",
     "read_env_file", "retry_after_seconds", "secret_list",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "Config":  # exported until 0.2: commands now get a ``ConfigView``
+        import warnings
+
+        from .config import Config
+
+        warnings.warn("connector.Config is the core's own: a command gets a connector.ConfigView from "
+                      "ctx.load_config (read-only, components' settings by name)", DeprecationWarning, stacklevel=2)
+        return Config
+    raise AttributeError(f"module 'connector' has no attribute {name!r}")

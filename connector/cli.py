@@ -14,6 +14,7 @@ import msgspec
 
 from . import logging as connector_logging
 from .commands import CommandContext, Commands
+from .config import Config, load_config
 from .envfile import apply_env_file
 from .errors import ConnectorError
 from .graph import build_graph, config_warnings
@@ -108,7 +109,7 @@ def _parser(plugins: PluginManager) -> argparse.ArgumentParser:
 def _with_secrets(args: argparse.Namespace, ctx: CommandContext) -> Any:
     if args.env_file:
         apply_env_file(args.env_file)
-    return ctx.load_config(args.config, need_secrets=True)
+    return _full_config(ctx, args.config, need_secrets=True)
 
 
 def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
@@ -181,40 +182,45 @@ def _plugins(args: argparse.Namespace, ctx: CommandContext) -> int:
 def _status(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .status import show_status
 
-    return anyio.run(show_status, ctx.load_config(args.config))
+    return anyio.run(show_status, _full_config(ctx, args.config))
 
 
 def _tap(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .status import stream_tap
 
-    return stream_tap(ctx.load_config(args.config), args.component)
+    return stream_tap(_full_config(ctx, args.config), args.component)
 
 
 def _test(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .mapping_tests import run_tests
 
-    return run_tests(ctx.load_config(args.config))
+    return run_tests(_full_config(ctx, args.config))
 
 
 def _preview(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .preview import preview
 
-    against = ctx.load_config(args.against) if args.against else None
-    return preview(ctx.load_config(args.config), args.mapper, args.last, against)
+    against = _full_config(ctx, args.against) if args.against else None
+    return preview(_full_config(ctx, args.config), args.mapper, args.last, against)
 
 
 def _backup(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .backup import backup
 
-    return backup(ctx.load_config(args.config), args.destination)
+    return backup(_full_config(ctx, args.config), args.destination)
 
 
 def _dlq(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .dlq import run_dlq
 
-    config = ctx.load_config(args.config)
+    config = _full_config(ctx, args.config)
     return anyio.run(run_dlq, config, args.action, args.ids, getattr(args, "all", False))
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _full_config(ctx: CommandContext, path: str, need_secrets: bool = False) -> Config:
+    """The core's own commands take the whole config (a plugin's get ``ctx.load_config``'s view)."""
+    return load_config(path, ctx.registry, need_secrets=need_secrets)

@@ -25,9 +25,9 @@ from .source import JebbitSourceConfig
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 
 
-def jebbit_source(config: connector.Config, name: str | None) -> str:
+def jebbit_source(config: connector.ConfigView, name: str | None) -> str:
     """The name of the config's jebbit source: ``name``, or the only one."""
-    sources = [n for n, c in config.sources.items() if isinstance(c.config, JebbitSourceConfig)]
+    sources = [n for n, c in config.sources.items() if isinstance(c, JebbitSourceConfig)]
     if name is not None:
         if name not in sources:
             raise connector.CommandError(
@@ -39,14 +39,14 @@ def jebbit_source(config: connector.Config, name: str | None) -> str:
     return sources[0]
 
 
-def source_config(config: connector.Config, source: str) -> JebbitSourceConfig:
+def source_config(config: connector.ConfigView, source: str) -> JebbitSourceConfig:
     """The settings of ``source``, a jebbit source (``jebbit_source`` found it)."""
-    settings = config.sources[source].config
+    settings = config.sources[source]
     assert isinstance(settings, JebbitSourceConfig), source
     return settings
 
 
-def secret_variables(ctx: connector.CommandContext, config: connector.Config, source: str) -> list[str]:
+def secret_variables(ctx: connector.CommandContext, config: connector.ConfigView, source: str) -> list[str]:
     """The variables the source's ``shared_secret`` reads, in order (``${NAME}``, with or without a
     default; one, or a list while a secret rotates)."""
     raw = ctx.raw_setting(config, f"sources.{source}", "shared_secret")

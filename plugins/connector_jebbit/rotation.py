@@ -44,7 +44,7 @@ def rotate_secret(args: argparse.Namespace, ctx: connector.CommandContext, jebbi
     return _start(args, jebbit, attributes, env_file, current, previous, held)
 
 
-def _two_variables(ctx: connector.CommandContext, config: connector.Config, source: str) -> tuple[str, str]:
+def _two_variables(ctx: connector.CommandContext, config: connector.ConfigView, source: str) -> tuple[str, str]:
     variables = secret_variables(ctx, config, source)
     if len(variables) != 2:
         raise connector.CommandError(
@@ -95,7 +95,7 @@ def _start(args: argparse.Namespace, jebbit: JebbitAPI, attributes: Integration,
     return 0
 
 
-def _finish(args: argparse.Namespace, ctx: connector.CommandContext, config: connector.Config, jebbit: JebbitAPI,
+def _finish(args: argparse.Namespace, ctx: connector.CommandContext, config: connector.ConfigView, jebbit: JebbitAPI,
             source: str, old: Resource[Integration], copy: Resource[Integration], env_file: str,
             previous: str) -> int:
     endpoint = (copy.attributes or Integration()).endpoint or ""

@@ -38,7 +38,7 @@ def test(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: Jebbit
     return 0
 
 
-def verify_test_delivery(ctx: connector.CommandContext, config: connector.Config, jebbit: JebbitAPI,
+def verify_test_delivery(ctx: connector.CommandContext, config: connector.ConfigView, jebbit: JebbitAPI,
                          integration: str, source: str, endpoint: str, timeout: float, config_path: str) -> float:
     """Ask Jebbit for ``integration``'s test delivery and wait until the running daemon's ``source``
     verified it: the seconds it took; a ``CommandError`` with the diagnosis otherwise."""
@@ -102,7 +102,7 @@ class _ReceivedCounter:
 
     def __init__(self, ctx: connector.CommandContext, args: argparse.Namespace, jebbit: JebbitAPI):
         self.ctx = ctx
-        self.config: connector.Config | None = None
+        self.config: connector.ConfigView | None = None
         self.source = ""
         self.start = 0
         if args.config is None:
@@ -134,12 +134,11 @@ class _NoAttributes:
     endpoint = None
 
 
-def _source_for(ctx: connector.CommandContext, config: connector.Config, name: str | None, endpoint: str,
+def _source_for(ctx: connector.CommandContext, config: connector.ConfigView, name: str | None, endpoint: str,
                 integration: str) -> str:
     """The jebbit source the integration's endpoint reaches (named, by path, or the only one)."""
     path = httpx.URL(endpoint).path if endpoint else ""
-    by_path = [n for n, c in config.sources.items()
-               if isinstance(c.config, JebbitSourceConfig) and c.config.path == path]
+    by_path = [n for n, c in config.sources.items() if isinstance(c, JebbitSourceConfig) and c.path == path]
     if name is None and len(by_path) == 1:
         return by_path[0]
     source = jebbit_source(config, name)
