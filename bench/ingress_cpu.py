@@ -24,7 +24,7 @@ import uvloop
 from connector.buffer.sqlite import SqliteBuffer
 from connector.config import ServerConfig
 from connector.ingress.httpserver import Connection, HTTPServer
-from connector.intake import Intake
+from connector.ingress.intake import Intake
 from connector.ingress.webhooks import WebhookApp
 from connector.tap import TapHub
 from connector.testing.kit import build_context

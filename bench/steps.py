@@ -36,8 +36,8 @@ from connector.buffer.sqlite.writer import insert_rows
 from connector.config import ServerConfig
 from connector.ingress.httpserver import Connection, HTTPServer
 from connector.ids import canonical, message_id, record_id
-from connector.intake import Intake
-from connector.pipeline import READ_BATCH_ALONE
+from connector.ingress.intake import Intake
+from connector.delivery.pipeline import READ_BATCH_ALONE
 from connector.ingress.webhooks import WebhookApp
 from connector.tap import TapHub
 from connector.testing.kit import build_context

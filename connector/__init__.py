@@ -20,7 +20,7 @@ for its tests):
 from __future__ import annotations
 
 from .backoff import full_jitter, retry_after_seconds
-from .batching import next_batch
+from .delivery.batching import next_batch
 from .commands import CommandContext, Commands, ConfigView
 from .components import (
     Accepted,

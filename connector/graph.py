@@ -12,7 +12,7 @@ from .config import Config, is_loopback
 from .errors import ConfigError
 from .logging import logger
 from .metrics import ComponentMetrics
-from .pipeline import Route
+from .delivery.pipeline import Route
 from .secret import secret_fields, secret_list
 from .ingress.webhooks import RESERVED_PATHS
 MIN_SECRET_LENGTH = 16

@@ -10,7 +10,7 @@ in order (the ingress stops taking requests and in-flight ones finish, pollers a
 then every sink delivers what is stored) within ``shutdown_grace_seconds``; the process exits 0
 and whatever was not delivered stays in the buffer. A task that crashes is logged with its name
 and stops the daemon with exit code 1 (a sink's own failure is not such a crash: its pipeline
-pauses it and starts it over, ``pipeline.py``).
+pauses it and starts it over, ``delivery/pipeline.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import anyio
 from . import metrics
 from .buffer import Buffer
 from .config import Config
-from .delivery import Delivery, Task
+from .delivery.local import Delivery, Task
 from .logging import logger
 from .tap import TapHub
 

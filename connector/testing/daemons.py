@@ -224,7 +224,7 @@ class LocalDaemon(_Served):
 
     def dead_letters(self) -> str:
         """The dead letters, one a line, as ``connector dlq list`` prints them."""
-        from ..dlq import line
+        from ..cli.dlq import line
 
         letters = self._portal.call(self.daemon.buffer.dead_letters)
         return "".join(line(letter) + "\n" for letter in letters)
@@ -265,7 +265,7 @@ def run_command(*args: str, env: dict[str, str | None] | None = None) -> Command
     meanwhile (None unsets a variable); its exit code and what it printed."""
     import io
 
-    from ..cli import main
+    from ..cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     logging_config = structlog.get_config()

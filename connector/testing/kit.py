@@ -18,7 +18,7 @@ from .. import ids
 from ..buffer.memory import MemoryBuffer
 from ..components import BuildContext, Sink, SourceConfig, WebhookSource
 from ..config import ServerConfig
-from ..intake import Intake
+from ..ingress.intake import Intake
 from ..logging import logger
 from ..metrics import ComponentMetrics
 from ..records import Envelope, Record

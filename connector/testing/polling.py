@@ -19,7 +19,7 @@ import anyio
 import msgspec
 
 from ..components import PollingSource, SourceConfig
-from ..intake import Intake
+from ..ingress.intake import Intake
 from ..buffer import NewRecord
 from .kit import build_context
 

@@ -9,7 +9,7 @@ import msgspec
 import connector
 from connector.buffer.base import NewRecord
 from connector.buffer.memory import MemoryBuffer
-from connector.pipeline import INBOX_CAPACITY, Route, SinkPipeline
+from connector.delivery.pipeline import INBOX_CAPACITY, Route, SinkPipeline
 from connector.tap import TapHub
 
 
@@ -51,7 +51,7 @@ def test_a_failed_sink_is_started_over_fresh_and_every_record_is_delivered():
         await buffer.append([NewRecord(f"r{n}", "src", 0.0, msgspec.json.encode({"n": n})) for n in range(records)])
         pipeline = SinkPipeline("sink", FailingThenWell(2, delivered), {"src": [Route("m", TwoMessages())]}, buffer,
                                 TapHub(), rebuild=lambda: FailingThenWell(2, delivered))
-        import connector.pipeline as pipeline_module
+        import connector.delivery.pipeline as pipeline_module
 
         pipeline_module.RESTART_INITIAL_SECONDS = 0.01
         async with anyio.create_task_group() as tg:

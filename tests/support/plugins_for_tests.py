@@ -9,7 +9,7 @@ import anyio
 import msgspec
 
 import connector
-from connector.batching import next_batch
+from connector.delivery.batching import next_batch
 
 
 class PickySinkConfig(connector.SinkConfig, tag="picky"):

@@ -14,11 +14,11 @@ from typing import Any
 
 import msgspec
 
-from .buffer.sqlite import SqliteBuffer
-from .config import Config
-from .errors import CommandError, RecordRejected
-from .graph import build_mappers
-from .records import Record
+from ..buffer.sqlite import SqliteBuffer
+from ..config import Config
+from ..errors import CommandError, RecordRejected
+from ..graph import build_mappers
+from ..records import Record
 
 _encoder = msgspec.json.Encoder()
 

@@ -15,7 +15,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from ..errors import CommandError
+from ...errors import CommandError
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 PARTS = ("source", "mapper", "sink")
@@ -41,7 +41,7 @@ def new_plugin(name: str, directory: str, parts: set[str], polling: bool = False
     package = f"connector_{name}"
     camel = "".join(word.capitalize() for word in name.split("_"))
     classes = {"source": f"{camel}SourceConfig", "mapper": f"{camel}ToSegmentConfig", "sink": f"{camel}SinkConfig"}
-    templates = files("connector.scaffold") / "templates"
+    templates = files("connector.cli.scaffold") / "templates"
     # a template per part; the polling source has its own
     template_of = {part: f"polling_{part}" if polling and part == "source" else part for part in chosen}
     contracts = {**CONTRACTS, "source": "PollingSourceContract" if polling else "SourceContract"}

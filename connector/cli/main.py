@@ -12,14 +12,14 @@ from typing import Any
 import anyio
 import msgspec
 
-from . import logging as connector_logging
-from .commands import CommandContext, Commands
-from .config import Config, load_config
-from .envfile import apply_env_file
-from .errors import ConnectorError
-from .graph import build_graph, config_warnings
-from .plugins import PluginManager
-from .secret import secret_fields
+from .. import logging as connector_logging
+from ..commands import CommandContext, Commands
+from ..config import Config, load_config
+from ..envfile import apply_env_file
+from ..errors import ConnectorError
+from ..graph import build_graph, config_warnings
+from ..plugins import PluginManager
+from ..secret import secret_fields
 
 DEFAULT_CONFIG = "connector.toml"
 
@@ -113,7 +113,7 @@ def _with_secrets(args: argparse.Namespace, ctx: CommandContext) -> Any:
 
 
 def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
-    from . import assemble
+    from .. import assemble
 
     os.umask(0o077)  # what the daemon writes (the buffer, its -wal and -shm, sinks' files) is its own
     config = _with_secrets(args, ctx)

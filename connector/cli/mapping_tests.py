@@ -15,11 +15,11 @@ from typing import Any
 
 import msgspec
 
-from . import ids
-from .config import Config, MappingTest
-from .errors import CommandError, ConfigError, RecordRejected
-from .graph import build_mappers
-from .records import Record
+from .. import ids
+from ..config import Config, MappingTest
+from ..errors import CommandError, ConfigError, RecordRejected
+from ..graph import build_mappers
+from ..records import Record
 
 _pretty = msgspec.json.Encoder(order="sorted")
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from .admin_client import admin_url, check_same_buffer, client_options, refused
-from .config import Config
-from .errors import ConnectorError
+from ..admin_client import admin_url, check_same_buffer, client_options, refused
+from ..config import Config
+from ..errors import ConnectorError
 
 
 async def show_status(config: Config) -> int:

@@ -16,20 +16,20 @@ from typing import Any
 import anyio
 import msgspec
 
-from .backoff import full_jitter
-from .buffer import Buffer
-from .components import PollingSource
-from .config import Config, ListenerConfig
-from .delivery import Delivery, Task
-from .graph import Sources
-from .ingress.admin import AdminApp
-from .ingress.httpserver import HTTPServer, Limits
-from .ingress.listening import Certificates
-from .ingress.webhooks import WebhookApp
+from ..backoff import full_jitter
+from ..buffer import Buffer
+from ..components import PollingSource
+from ..config import Config, ListenerConfig
+from ..delivery.local import Delivery, Task
+from ..graph import Sources
+from .admin import AdminApp
+from .httpserver import HTTPServer, Limits
+from .listening import Certificates
+from .webhooks import WebhookApp
 from .intake import Intake, PollingContext, checkpoint_name
-from .logging import logger
-from .rates import RateHistory
-from .tap import TapHub
+from ..logging import logger
+from ..rates import RateHistory
+from ..tap import TapHub
 
 CURSOR_SHOWN_CHARS = 200  # of a polling source's checkpoint, in /status
 POLL_RESTART_INITIAL_SECONDS = 1.0  # a crashed polling source starts again after 1 s, then up to 2, 4... s

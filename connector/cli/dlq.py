@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import msgspec
 
-from .admin_client import admin_url, check_same_buffer, client_options, refused
-from .config import Config
-from .errors import CommandError, ConfigError
-from .ingress.admin import DONE
-from .records import DeadLetter, DeadLetterList
+from ..admin_client import admin_url, check_same_buffer, client_options, refused
+from ..config import Config
+from ..errors import CommandError, ConfigError
+from ..ingress.admin import DONE
+from ..records import DeadLetter, DeadLetterList
 from .status import when
 
 

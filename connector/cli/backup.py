@@ -12,9 +12,9 @@ import os
 import sqlite3
 import tempfile
 
-from .buffer.sqlite import SqliteBuffer
-from .config import Config
-from .errors import CommandError
+from ..buffer.sqlite import SqliteBuffer
+from ..config import Config
+from ..errors import CommandError
 
 
 def backup(config: Config, destination: str) -> int:

@@ -11,10 +11,10 @@ from typing import Any
 
 import msgspec
 
-from . import ids, metrics
-from .buffer import Buffer, NewRecord
-from .logging import logger
-from .tap import TapHub
+from .. import ids, metrics
+from ..buffer import Buffer, NewRecord
+from ..logging import logger
+from ..tap import TapHub
 
 
 class PollOutcome(msgspec.Struct, frozen=True, omit_defaults=True):

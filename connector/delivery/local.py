@@ -2,7 +2,7 @@
 
 ``Delivery`` is what the rest of a process sees: tasks to run, a drain, each sink's state, and
 (when the sinks run in another process) that process's metrics and taps. ``LocalDelivery`` runs
-the sink pipelines in this process; ``RemoteDelivery`` (``delivery_process.py``) runs them in a
+the sink pipelines in this process; ``RemoteDelivery`` (``process.py``) runs them in a
 second one.
 """
 
@@ -16,11 +16,11 @@ from typing import Any, Protocol
 import anyio
 import msgspec
 
-from . import metrics
-from .buffer import Buffer
-from .graph import Sinks
+from .. import metrics
+from ..buffer import Buffer
+from ..graph import Sinks
 from .pipeline import READ_BATCH, SinkPipeline
-from .tap import TapHub
+from ..tap import TapHub
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,14 @@ from anyio.streams.memory import MemoryObjectSendStream
 import anyio.lowlevel
 import msgspec
 
-from . import ids, metrics
-from .backoff import full_jitter
-from .buffer import Buffer
-from .components import Mapper, Sink
-from .errors import BufferUnavailable, RecordRejected
-from .logging import logger
-from .records import Envelope, Record
-from .tap import TapHub
+from .. import ids, metrics
+from ..backoff import full_jitter
+from ..buffer import Buffer
+from ..components import Mapper, Sink
+from ..errors import BufferUnavailable, RecordRejected
+from ..logging import logger
+from ..records import Envelope, Record
+from ..tap import TapHub
 
 READ_BATCH = 256  # records a read; a one-process daemon's ingress waits while they are mapped
 READ_BATCH_ALONE = 1000  # in a delivery process nothing waits on its loop: fewer, larger reads
