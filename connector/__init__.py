@@ -20,7 +20,6 @@ for its tests):
 from __future__ import annotations
 
 from .backoff import full_jitter, retry_after_seconds
-from .delivery.batching import next_batch
 from .commands import CommandContext, Commands, ConfigView
 from .components import (
     Accepted,
@@ -39,6 +38,7 @@ from .components import (
     WebhookRequest,
     WebhookSource,
 )
+from .delivery.batching import next_batch
 from .envfile import read_env_file
 from .errors import CommandError, ConfigError, HTTPError, RecordRejected
 from .hookspecs import hookimpl

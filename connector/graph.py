@@ -10,11 +10,11 @@ from typing import Any
 from .components import BuildContext, Mapper, PollingSource, Sink, Source, WebhookSource
 from .config import Config, is_loopback
 from .errors import ConfigError
+from .ingress.webhooks import RESERVED_PATHS
 from .logging import logger
 from .metrics import ComponentMetrics
-from .delivery.pipeline import Route
 from .secret import secret_fields, secret_list
-from .ingress.webhooks import RESERVED_PATHS
+
 MIN_SECRET_LENGTH = 16
 EXAMPLE_SECRET = "dev-secret-change-me"  # config.example.toml's and the README's: known to everyone
 
@@ -88,6 +88,14 @@ def _upstream_mappers(config: Config, start: str) -> set[str]:
             seen.add(node)
             stack.extend(i for i in config.mappers[node].inputs if i in config.mappers)
     return seen
+
+
+@dataclass(frozen=True)
+class Route:
+    """How records of one source reach a sink: through ``mapper`` (named ``name``) or raw."""
+
+    name: str
+    mapper: Mapper | None
 
 
 @dataclass

@@ -113,7 +113,7 @@ def _with_secrets(args: argparse.Namespace, ctx: CommandContext) -> Any:
 
 
 def _run(args: argparse.Namespace, ctx: CommandContext) -> int:
-    from .. import assemble
+    from ..daemon import assemble
 
     os.umask(0o077)  # what the daemon writes (the buffer, its -wal and -shm, sinks' files) is its own
     config = _with_secrets(args, ctx)

@@ -15,10 +15,10 @@ from typing import Any
 import anyio
 
 from .. import metrics
-from .local import LocalDelivery, Task
 from ..ingress.asgi import Receive, Send, error_body, json, respond
 from ..ingress.httpserver import HTTPServer, Limits
 from ..tap import TapHub, stream_tap, tap_component
+from .local import LocalDelivery, Task
 
 # the main process keeps one connection open for the daemon's life: never idle-closed under it
 CONTROL_LIMITS = Limits(idle_timeout_seconds=24 * 3600.0, max_connections=64)

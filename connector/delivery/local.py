@@ -19,8 +19,8 @@ import msgspec
 from .. import metrics
 from ..buffer import Buffer
 from ..graph import Sinks
-from .pipeline import READ_BATCH, SinkPipeline
 from ..tap import TapHub
+from .pipeline import READ_BATCH, SinkPipeline
 
 
 @dataclass(frozen=True)

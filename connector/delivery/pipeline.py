@@ -13,18 +13,18 @@ import itertools
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 import anyio.lowlevel
 import msgspec
+from anyio.streams.memory import MemoryObjectSendStream
 
 from .. import ids, metrics
 from ..backoff import full_jitter
 from ..buffer import Buffer
-from ..components import Mapper, Sink
+from ..components import Sink
 from ..errors import BufferUnavailable, RecordRejected
+from ..graph import Route
 from ..logging import logger
 from ..records import Envelope, Record
 from ..tap import TapHub
@@ -44,14 +44,6 @@ class _Rejected(Exception):
 
 class _SinkFailed(Exception):
     """The sink's ``run`` raised (or returned before the daemon stopped): the sink's fault, not the buffer's."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """How records of one source reach a sink: through ``mapper`` (named ``name``) or raw."""
-
-    name: str
-    mapper: Mapper | None
 
 
 class SinkAcks:

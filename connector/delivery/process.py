@@ -26,8 +26,8 @@ import anyio.abc
 import httpx
 import msgspec
 
-from .local import SinkState, Task
 from ..logging import logger
+from .local import SinkState, Task
 
 STATE_SECONDS = 0.5
 CONTROL_TIMEOUT_SECONDS = 2.0

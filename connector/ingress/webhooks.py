@@ -33,9 +33,9 @@ from ..buffer import NewRecord
 from ..components import Accepted, WebhookRequest, WebhookSource
 from ..config import ServerConfig
 from ..errors import BufferFull, BufferUnavailable, HTTPError
-from .intake import Intake
 from ..logging import logger
 from .asgi import Answer, Receive, Scope, Send, error_body, json, raw_headers, respond
+from .intake import Intake
 from .refusals import ClientAddress, RefusalLog
 
 Outcome = tuple[int, bytes, dict[str, str]]  # status, body, extra headers

@@ -164,8 +164,8 @@ class LocalDaemon(_Served):
         import msgspec as _msgspec
 
         from .. import logging as connector_logging
-        from ..assemble import main_process
         from ..config import load_config
+        from ..daemon.assemble import main_process
         from ..envfile import read_env_file
         from ..plugins import load_registry
 

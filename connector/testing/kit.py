@@ -18,12 +18,12 @@ from .. import ids
 from ..buffer.memory import MemoryBuffer
 from ..components import BuildContext, Sink, SourceConfig, WebhookSource
 from ..config import ServerConfig
+from ..ingress.httpserver import HTTPServer
 from ..ingress.intake import Intake
+from ..ingress.webhooks import WebhookApp
 from ..logging import logger
 from ..metrics import ComponentMetrics
 from ..records import Envelope, Record
-from ..ingress.httpserver import HTTPServer
-from ..ingress.webhooks import WebhookApp
 from ..tap import TapHub
 
 

@@ -18,9 +18,9 @@ from typing import Any, Literal
 import anyio
 import msgspec
 
+from ..buffer import NewRecord
 from ..components import PollingSource, SourceConfig
 from ..ingress.intake import Intake
-from ..buffer import NewRecord
 from .kit import build_context
 
 

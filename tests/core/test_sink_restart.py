@@ -9,7 +9,8 @@ import msgspec
 import connector
 from connector.buffer.base import NewRecord
 from connector.buffer.memory import MemoryBuffer
-from connector.delivery.pipeline import INBOX_CAPACITY, Route, SinkPipeline
+from connector.delivery.pipeline import INBOX_CAPACITY, SinkPipeline
+from connector.graph import Route
 from connector.tap import TapHub
 
 

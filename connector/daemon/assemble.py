@@ -9,16 +9,16 @@
 
 from __future__ import annotations
 
-from .config import Config, ListenerConfig
-from .delivery.local import LocalDelivery, publish_states
-from .delivery.process import STATE_SECONDS, MainProcessWatch, RemoteDelivery
-from .graph import build_sinks, build_sources, config_warnings
-from .ingress.ingest import Ingest, Listener
-from .ingress.listening import FILES_BESIDE_CONNECTIONS, Certificates, listen, raise_open_file_limit
-from .logging import logger
-from .delivery.pipeline import READ_BATCH_ALONE
+from ..config import Config, ListenerConfig
+from ..delivery.local import LocalDelivery, publish_states
+from ..delivery.pipeline import READ_BATCH_ALONE
+from ..delivery.process import STATE_SECONDS, MainProcessWatch, RemoteDelivery
+from ..graph import build_sinks, build_sources, config_warnings
+from ..ingress.listening import FILES_BESIDE_CONNECTIONS, Certificates, listen, raise_open_file_limit
+from ..logging import logger
+from ..tap import TapHub
+from .ingest import Ingest, Listener
 from .runtime import Daemon
-from .tap import TapHub
 
 
 def main_process(config: Config, signals: bool = True) -> Daemon:
@@ -70,7 +70,7 @@ def _url(listener: ListenerConfig) -> str:
 def delivery_process(config: Config, control_socket: str, main_pid: int) -> Daemon:
     """The second process: the sink pipelines on what the main process stores (its SQLite file, or
     the NATS stream)."""
-    from .delivery.control import ControlServer
+    from ..delivery.control import ControlServer
 
     buffer = config.buffer.build(config.directory, appended_elsewhere=True)
     taps = TapHub()

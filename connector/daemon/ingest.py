@@ -22,11 +22,11 @@ from ..components import PollingSource
 from ..config import Config, ListenerConfig
 from ..delivery.local import Delivery, Task
 from ..graph import Sources
-from .admin import AdminApp
-from .httpserver import HTTPServer, Limits
-from .listening import Certificates
-from .webhooks import WebhookApp
-from .intake import Intake, PollingContext, checkpoint_name
+from ..ingress.admin import AdminApp
+from ..ingress.httpserver import HTTPServer, Limits
+from ..ingress.intake import Intake, PollingContext, checkpoint_name
+from ..ingress.listening import Certificates
+from ..ingress.webhooks import WebhookApp
 from ..logging import logger
 from ..rates import RateHistory
 from ..tap import TapHub

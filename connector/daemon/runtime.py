@@ -22,12 +22,12 @@ from typing import Any, Protocol
 
 import anyio
 
-from . import metrics
-from .buffer import Buffer
-from .config import Config
-from .delivery.local import Delivery, Task
-from .logging import logger
-from .tap import TapHub
+from .. import metrics
+from ..buffer import Buffer
+from ..config import Config
+from ..delivery.local import Delivery, Task
+from ..logging import logger
+from ..tap import TapHub
 
 
 class Part(Protocol):
