@@ -1,4 +1,5 @@
-"""Intake: turns what sources accepted into stored records with deterministic ids.
+"""Intake: turns what sources accepted into stored records with deterministic ids, through one
+call for every source (``submit``), and says why when they cannot be stored.
 
 ``PollingContext`` is the ``connector.SourceContext`` a polling source gets.
 """
@@ -6,13 +7,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import anyio
 import msgspec
 
 from .. import ids, metrics
 from ..buffer import Buffer, NewRecord
+from ..errors import BufferFull, BufferUnavailable
 from ..logging import logger
 from ..tap import TapHub
 
@@ -23,6 +26,25 @@ class PollOutcome(msgspec.Struct, frozen=True, omit_defaults=True):
     at: float
     stored: int | None = None
     error: str | None = None
+
+
+StorageError = BufferFull | BufferUnavailable
+
+
+def storage_error(error: BaseException) -> StorageError:
+    """What a failed store tells the sender and the log: the buffer's own refusal, its cause named
+    ("the sqlite buffer could not store the records: disk I/O error")."""
+    if isinstance(error, BufferFull):
+        return error
+    if isinstance(error, BufferUnavailable):
+        message, cause = str(error), error.__cause__
+    else:
+        message, cause = "the records could not be stored", error
+    if cause is not None:
+        message = f"{message}: {str(cause) or type(cause).__name__}"
+    unavailable = BufferUnavailable(message)
+    unavailable.__cause__ = cause
+    return unavailable
 
 
 def checkpoint_name(source: str) -> str:
@@ -42,16 +64,60 @@ class Intake:
         self.polls: dict[str, PollOutcome] = {}  # polling sources: what their last poll came to
         self._received: dict[str, Any] = {}
 
-    async def store(self, source: str, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
-        """Encode ``records`` canonically, give them ids, and return once the buffer stored them.
+    def submit(self, source: str, records: Sequence[Any], done: Callable[[StorageError | None], None],
+               checkpoint: bytes | None = None) -> Awaitable[None] | None:
+        """Store ``records`` (canonical bodies, deterministic ids) and a polling source's
+        ``checkpoint`` with them; then call ``done(None)`` (they are stored, counted and tapped)
+        or ``done(error)``, a ``BufferFull`` or ``BufferUnavailable`` whose message says why.
 
-        A polling source's ``checkpoint`` is stored in the same transaction.
+        Returns None when the buffer took them to commit with its next batch (``done`` then runs
+        from the commit, on the event loop: no task a request), else a coroutine to await that
+        stores them and calls ``done``.
         """
+        new = self.prepare(source, records)
+
+        def finished(error: BaseException | None) -> None:
+            if error is None:
+                self.stored(source, new)
+                done(None)
+            else:
+                done(storage_error(error))
+
+        if checkpoint is None:
+            try:
+                if self.buffer.append_soon(new, finished):
+                    return None
+            except Exception as exc:  # noqa: BLE001 - the buffer is closed: said through done, as any failure
+                finished(exc)
+                return None
+        return self._append(new, None if checkpoint is None else (checkpoint_name(source), checkpoint), finished)
+
+    async def _append(self, new: list[NewRecord], checkpoint: tuple[str, bytes] | None,
+                      finished: Callable[[BaseException | None], None]) -> None:
+        try:
+            await self.buffer.append(new, checkpoint)
+        except Exception as exc:  # noqa: BLE001 - handed to done, with its cause
+            finished(exc)
+        else:
+            finished(None)
+
+    async def store(self, source: str, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
+        """``submit``, awaited: return once stored, or raise the ``StorageError`` that says why."""
         if not records and checkpoint is None:
             return
-        new = self.prepare(source, records)
-        await self.buffer.append(new, None if checkpoint is None else (checkpoint_name(source), checkpoint))
-        self.stored(source, new)
+        outcome: list[StorageError | None] = []
+        finished = anyio.Event()
+
+        def done(error: StorageError | None) -> None:
+            outcome.append(error)
+            finished.set()
+
+        pending = self.submit(source, records, done, checkpoint)
+        if pending is not None:
+            await pending
+        await finished.wait()
+        if outcome[0] is not None:
+            raise outcome[0]
 
     @staticmethod
     def prepare(source: str, records: Sequence[Any]) -> list[NewRecord]:

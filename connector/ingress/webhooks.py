@@ -29,13 +29,12 @@ import anyio
 import msgspec
 
 from .. import metrics
-from ..buffer import NewRecord
 from ..components import Accepted, WebhookRequest, WebhookSource
 from ..config import ServerConfig
 from ..errors import BufferFull, BufferUnavailable, HTTPError
 from ..logging import logger
 from .asgi import Answer, Receive, Scope, Send, error_body, json, raw_headers, respond
-from .intake import Intake
+from .intake import Intake, StorageError
 from .refusals import ClientAddress, RefusalLog
 
 Outcome = tuple[int, bytes, dict[str, str]]  # status, body, extra headers
@@ -124,42 +123,24 @@ class WebhookApp:
         return path in self.routes
 
     def answer(self, scope: Scope, body: bytes, reply: Callable[[Answer], None]) -> Awaitable[None] | None:
-        """Check and accept now; reply once the records' batch is committed (a callback of the
-        buffer's ``append_soon``), or through the returned coroutine when the buffer needs ``append``."""
+        """Check and accept now; reply once the intake stored the records (from the commit of the
+        buffer's batch), or through the returned coroutine when storing needs one."""
         source = self.routes[scope["path"]]
         started = time.perf_counter()
         try:
             accepted = self._accept(source, self._head(source, scope), body)
-            if not accepted.forward:
-                reply(self._answer(source, started, self._test_delivery(source, accepted)))
-                return None
-            new = self.intake.prepare(source.name, accepted.records)
-            soon = self.intake.buffer.append_soon(new, functools.partial(self._reply_stored, source, new, started,
-                                                                          scope, reply))
         except Exception as exc:
             reply(self._answer(source, started, self._refusal(source, exc, scope)))
             return None
-        return None if soon else self._store_and_reply(source, new, started, scope, reply)
+        if not accepted.forward:
+            reply(self._answer(source, started, self._test_delivery(source, accepted)))
+            return None
+        stored = functools.partial(self._reply_stored, source, len(accepted.records), started, scope, reply)
+        return self.intake.submit(source.name, accepted.records, stored)
 
-    def _reply_stored(self, source: WebhookSource, new: list[NewRecord], started: float, scope: Scope,
-                      reply: Callable[[Answer], None], error: BaseException | None) -> None:
-        try:
-            if error is not None:
-                unavailable = BufferUnavailable(f"the records could not be stored: {error!r}")
-                raise self._storage_refusal(unavailable) from error
-            answered = self._stored(source, new)
-        except Exception as exc:
-            answered = self._refusal(source, exc, scope)
-        reply(self._answer(source, started, answered))
-
-    async def _store_and_reply(self, source: WebhookSource, new: list[NewRecord], started: float, scope: Scope,
-                               reply: Callable[[Answer], None]) -> None:
-        try:
-            await self._append(new)
-            answered = self._stored(source, new)
-        except Exception as exc:
-            answered = self._refusal(source, exc, scope)
-        reply(self._answer(source, started, answered))
+    def _reply_stored(self, source: WebhookSource, count: int, started: float, scope: Scope,
+                      reply: Callable[[Answer], None], error: StorageError | None) -> None:
+        reply(self._answer(source, started, self._outcome(source, count, error, scope)))
 
     # the steps of a delivery ---------------------------------------------------------------------
     async def _deliver(self, source: WebhookSource, scope: Scope, receive: Receive, send: Send) -> Outcome:
@@ -168,9 +149,11 @@ class WebhookApp:
         accepted = self._accept(source, headers, body)
         if not accepted.forward:
             return self._test_delivery(source, accepted)
-        new = self.intake.prepare(source.name, accepted.records)
-        await self._append(new)
-        return self._stored(source, new)
+        try:
+            await self.intake.store(source.name, accepted.records)
+        except (BufferFull, BufferUnavailable) as exc:
+            return self._outcome(source, len(accepted.records), exc, scope)
+        return self._outcome(source, len(accepted.records), None, scope)
 
     def _head(self, source: WebhookSource, scope: Scope) -> dict[str, str]:
         """The request's headers, once method, header size, declared size and media type pass."""
@@ -205,28 +188,23 @@ class WebhookApp:
         self.log.info("test delivery acknowledged", source=source.name, records=len(accepted.records))
         return 200, json.encode({"accepted": 0, "forwarded": False}), {}
 
-    async def _append(self, new: list[NewRecord]) -> None:
-        try:
-            await self.intake.buffer.append(new)
-        except (BufferFull, BufferUnavailable) as exc:
-            raise self._storage_refusal(exc) from None
+    def _outcome(self, source: WebhookSource, count: int, error: StorageError | None, scope: Scope) -> Outcome:
+        """The answer once the intake stored ``count`` records, or could not (``error``: 503)."""
+        if error is not None:
+            return self._refusal(source, self._storage_refusal(error), scope)
+        if self._buffer_full:
+            self._buffer_full = False
+            self.log.info("buffer accepts records again")
+        return 200, json.encode({"accepted": count}), {}
 
-    def _storage_refusal(self, exc: BufferFull | BufferUnavailable) -> HTTPError:
+    def _storage_refusal(self, exc: StorageError) -> HTTPError:
         if isinstance(exc, BufferFull):
             if not self._buffer_full:
                 self._buffer_full = True
                 self.log.warning("buffer full; answering 503 until sinks catch up", detail=str(exc))
             return HTTPError(503, "buffer full", str(exc) + "; retry later", {"retry-after": RETRY_AFTER_SECONDS})
-        self.log.error("buffer unavailable", error=str(exc.__cause__ or exc))
-        return HTTPError(503, "buffer unavailable", "the record could not be stored; retry later",
-                         {"retry-after": RETRY_AFTER_SECONDS})
-
-    def _stored(self, source: WebhookSource, new: list[NewRecord]) -> Outcome:
-        self.intake.stored(source.name, new)
-        if self._buffer_full:
-            self._buffer_full = False
-            self.log.info("buffer accepts records again")
-        return 200, json.encode({"accepted": len(new)}), {}
+        self.log.error("buffer unavailable", error=str(exc))
+        return HTTPError(503, "buffer unavailable", f"{exc}; retry later", {"retry-after": RETRY_AFTER_SECONDS})
 
     def _refusal(self, source: WebhookSource, exc: Exception, scope: Scope) -> Outcome:
         """The answer to a delivery that failed with ``exc`` (recorded for ``/status``)."""
@@ -237,8 +215,6 @@ class WebhookApp:
                                               f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})", {})
         elif isinstance(exc, RecursionError):  # a source's untyped JSON decoder on a body nested thousands deep
             status, error, detail, headers = 400, "malformed JSON", "the body is nested too deeply", {}
-        elif isinstance(exc, (BufferFull, BufferUnavailable)):  # from append_soon, at once
-            return self._refusal(source, self._storage_refusal(exc), scope)
         else:  # a source's bug answers 500 and leaves the daemon serving
             self.log.error("source failed", source=source.name, error=repr(exc))
             status, error, detail, headers = (500, "internal error",

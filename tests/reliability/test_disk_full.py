@@ -43,8 +43,11 @@ def test_disk_full_answers_503_stays_up_and_recovers(daemon_factory, fake_segmen
             acknowledged.append(payload)
         if response.status_code == 503:
             assert response.json()["error"] == "buffer unavailable" and response.headers["retry-after"]
+            refusal = response.json()["detail"]
             break
     assert statuses[-1] == 503 and len(acknowledged) > 20, statuses[-5:]
+    # the cause, in the answer and the log: what the operator needs at 3 a.m.
+    assert refusal == "the records could not be stored: database or disk is full; retry later", refusal
     assert daemon.get("/healthz").status_code == 200
     assert daemon.get("/readyz").json() == {"status": "not ready"}  # names no component to the public side
     ballast.unlink()  # the operator frees space
@@ -62,7 +65,7 @@ def test_disk_full_answers_503_stays_up_and_recovers(daemon_factory, fake_segmen
     wanted = message_ids(acknowledged)
     wait_until(lambda: fake_segment.message_ids() >= wanted, timeout=30)
     assert daemon.stop() == 0
-    assert "buffer unavailable" in daemon.logs()
+    assert "buffer unavailable" in daemon.logs() and "database or disk is full" in daemon.logs()
 
 
 def test_a_file_sink_on_a_full_disk_pauses_alone_and_catches_up_with_whole_lines(daemon_factory, fake_segment,
