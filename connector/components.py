@@ -151,7 +151,8 @@ class PollingSource(Source, abc.ABC):
     - **Cursor.** Its position (an API cursor, a time window) is the ``checkpoint`` it passes to
       ``ctx.append`` with the page it belongs to: after the page's records are stored, the source
       resumes *after* them. ``await ctx.checkpoint()`` at the start of ``run`` is the position last
-      stored, or None on the first run (then start where the user configured, by default from now).
+      stored, or None on the first run: then start where the user configured (say in your config
+      class what the default is: the API's beginning, or only what comes from now on).
     - **At least once, with idempotent ids.** A record's id is a hash of its source and its
       canonical body: a page fetched twice gives the same ids, and the sinks deduplicate by them
       (Segment's ``messageId``). The checkpoint keeps a restart from fetching a page twice; the
@@ -216,7 +217,8 @@ class SourceContext(Protocol):
         ``/status`` shows it paused with ``reason`` until ``resume``."""
 
     def resume(self) -> None:
-        """The source fetches again."""
+        """The source fetches again (call it after each fetch that works: when the source was
+        not paused, it does nothing)."""
 
 
 class Acks(Protocol):

@@ -40,7 +40,7 @@ async def show_status(config: Config) -> int:
                      "paused" if sink["paused"] else "STALLED" if sink.get("stalled") else "ok", last_error))
     _print_table(rows)
     webhooks: list[tuple[str, ...]] = [("SOURCE", "RECEIVED", "LAST TEST DELIVERY", "LAST REFUSED")]
-    polling: list[tuple[str, ...]] = [("POLLING SOURCE", "STORED", "STATE", "LAST POLL", "CURSOR")]
+    polling: list[tuple[str, ...]] = [("POLLING SOURCE", "STORED SINCE START", "STATE", "LAST POLL", "CURSOR")]
     for name, source in status.get("sources", {}).items():
         if "paused" in source:
             polling.append(_polling_row(name, source))

@@ -161,6 +161,7 @@ class PollingContext:
         self._intake.polls[self.name] = PollOutcome(time.time(), error=reason)
 
     def pause(self, reason: str) -> None:
+        self._intake.polls[self.name] = PollOutcome(time.time(), error=reason)
         if self._intake.paused.get(self.name) is None:
             self._log.error("source paused", reason=reason)
             metrics.SOURCE_PAUSED.labels(self.name).set(1)

@@ -16,6 +16,7 @@ Every built-in plugin runs them (``tests/plugins/test_contracts.py``).
 
 from __future__ import annotations
 
+import traceback
 from typing import Any, ClassVar
 
 import msgspec
@@ -152,6 +153,13 @@ class MapperContract:
                 assert SEGMENT_TYPES[kind] is None or message.get(SEGMENT_TYPES[kind]), message
 
 
+def _ran(raised: BaseException | None) -> None:
+    """A polling source's run ended without raising (else: fail with its traceback)."""
+    if raised is not None:
+        trace = "".join(traceback.format_exception(raised))
+        raise AssertionError(f"the source's run raised {raised!r}:\n{trace}")
+
+
 def _scribble(value: Any) -> None:
     """Change every dict and list in ``value`` in place (a mapper that hands out a shared one, e.g.
     a module-level ``context``, then gives changed messages next time)."""
@@ -227,7 +235,7 @@ class SinkContract:
         self.break_destination(destination)
 
         async def meanwhile(acks: RecordingAcks) -> None:
-            await eventually(lambda: acks.errors)
+            await eventually(lambda: acks.errors, failing="the sink never reported acks.error(...) while the destination failed")
             self.repair_destination(destination)
 
         acks = self._run(destination, meanwhile)
@@ -238,9 +246,10 @@ class SinkContract:
         self.refuse_credentials(destination)
 
         async def meanwhile(acks: RecordingAcks) -> None:
-            await eventually(lambda: acks.paused)
+            await eventually(lambda: acks.paused, failing="the sink never called acks.pause(reason) while refused")
             self.repair_destination(destination)
-            await eventually(lambda: acks.paused is None)
+            await eventually(lambda: acks.paused is None,
+                             failing="the sink never called acks.resume() once the destination took it again")
 
         acks = self._run(destination, meanwhile)
         assert acks.pauses and acks.paused is None and not acks.dead
@@ -254,11 +263,13 @@ class PollingSourceContract:
     ``connector.PollingSource`` for the contract in words).
 
     Define ``start_api()`` -> a started ``FakePagedAPI`` (or a subclass speaking your vendor's
-    documented shapes), ``source_config(api)`` -> the source's config pointing at it, with small
-    pages (``item_count`` items must span at least 3 pages), a short poll interval (~0.1 s) and
-    a retry cap of about a second; ``new_items(count, start)`` -> ``count`` new items as the API
-    holds them (``start`` counts the items made before); ``key(value)`` -> what identifies an item,
-    for an item and for the value of a stored record alike (e.g. ``value["id"]``).
+    documented shapes), ``source_config(api)`` -> the source's config pointing at it: starting at
+    the beginning of what the API holds (set its configured start before the first item, if its
+    default is "from now"), with small pages (``item_count`` items must span at least 3 pages), a
+    short poll interval (~0.1 s) and a retry cap of 1 to 2 s (the cap also bounds ``Retry-After``:
+    the 429 test asks for 1 s); ``new_items(count, start)`` -> ``count`` new items as the API
+    holds them (``start`` counts the items made before); ``key(value)`` -> what identifies an
+    item, for an item and for the value of a stored record alike (e.g. ``value["id"]``).
     """
 
     item_count: ClassVar[int] = 12
@@ -298,12 +309,12 @@ class PollingSourceContract:
                 seen_all_at.append(len(api.requests))
             return bool(seen_all_at) and len(api.requests) >= seen_all_at[0] + 2
 
-        return run_polling_source(self.source_config(api), ctx, done, **kwargs)
+        return _ran(run_polling_source(self.source_config(api), ctx, done, **kwargs))
 
     def test_stores_every_item_once_and_keeps_its_position(self, api: FakePagedAPI) -> None:
         expected = self._publish(api, self.item_count)
         ctx = FakeSourceContext()
-        assert self._run(api, ctx, expected) is None
+        self._run(api, ctx, expected)
         assert self._keys(ctx) == expected, "every item stored, none twice"
         assert len(set(ctx.ids())) == len(ctx.ids())
         assert ctx.saved is not None, "append(records, checkpoint): the position is stored with its page"
@@ -315,11 +326,12 @@ class PollingSourceContract:
         later: list[Any] = []
 
         async def publish_later(ctx: FakeSourceContext) -> None:
-            await eventually(lambda: set(self._keys(ctx)) >= set(first))
+            await eventually(lambda: set(self._keys(ctx)) >= set(first),
+                             failing=f"the first items were never all stored (stored: {self._keys(ctx)})")
             later.extend(self._publish(api, 4, start=3))
 
-        run_polling_source(self.source_config(api), ctx, lambda c: later and set(self._keys(c)) >= set(later),
-                           meanwhile=publish_later)
+        _ran(run_polling_source(self.source_config(api), ctx, lambda c: later and set(self._keys(c)) >= set(later),
+                                meanwhile=publish_later))
         assert self._keys(ctx) == sorted(first + later)
 
     @pytest.mark.parametrize(("crash", "at"), [("before", 1), ("before", 2), ("after", 2)])
@@ -329,7 +341,7 @@ class PollingSourceContract:
         ctx = FakeSourceContext(crash_at=at, crash=crash)
         crashed = run_polling_source(self.source_config(api), ctx, lambda c: False)
         assert isinstance(crashed, SourceCrashed), f"the run should have crashed at append #{at}: {crashed!r}"
-        assert self._run(api, ctx, expected) is None, "restarted from its checkpoint, it runs on"
+        self._run(api, ctx, expected)  # restarted from its checkpoint, it runs on
         assert self._keys(ctx) == expected, "every item stored once, across the crash and the restart"
 
     def test_a_429_waits_as_retry_after_asks(self, api: FakePagedAPI) -> None:
@@ -358,18 +370,19 @@ class PollingSourceContract:
         api.refuse()
 
         async def repair(ctx: FakeSourceContext) -> None:
-            await eventually(lambda: ctx.paused)
+            await eventually(lambda: ctx.paused, failing="the source never called ctx.pause(reason) while the API "
+                                                         "refused its key (401)")
             assert not ctx.records, "nothing is stored while the key is refused"
             api.accept()
 
         ctx = FakeSourceContext()
-        run_polling_source(self.source_config(api), ctx,
-                           lambda c: c.pauses and c.paused is None and set(self._keys(c)) >= set(expected),
-                           meanwhile=repair)
+        _ran(run_polling_source(self.source_config(api), ctx,
+                                lambda c: c.pauses and c.paused is None and set(self._keys(c)) >= set(expected),
+                                meanwhile=repair))
         assert ctx.pauses and ctx.pauses[0].strip(), "pause(reason) names what to fix"
         assert self._keys(ctx) == expected
 
     def test_an_api_with_nothing_new_stores_nothing(self, api: FakePagedAPI) -> None:
         ctx = FakeSourceContext()
-        run_polling_source(self.source_config(api), ctx, lambda c: len(api.requests) >= 3)
+        _ran(run_polling_source(self.source_config(api), ctx, lambda c: len(api.requests) >= 3))
         assert ctx.records == [] and not ctx.pauses and not ctx.errors

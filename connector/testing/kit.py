@@ -103,12 +103,14 @@ def run_sink(sink: Sink, envelopes: Sequence[Envelope], acks: RecordingAcks | No
     return acks
 
 
-async def eventually(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Inside ``meanwhile``: wait until ``condition()`` is truthy."""
-    with anyio.fail_after(timeout):
+async def eventually(condition: Callable[[], Any], timeout: float = 15.0, failing: str = "") -> Any:
+    """Inside ``meanwhile``: wait until ``condition()`` is truthy; after ``timeout`` seconds fail
+    with an ``AssertionError`` that says ``failing`` (what did not happen)."""
+    with anyio.move_on_after(timeout):
         while not (value := condition()):
             await anyio.sleep(0.02)
-    return value
+        return value
+    raise AssertionError(f"{failing or 'the condition never held'} (waited {timeout:g} s)")
 
 
 class WebhookHarness:

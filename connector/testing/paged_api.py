@@ -9,7 +9,10 @@ The generic shape (what ``connector new-plugin NAME --polling`` polls)::
 
 A cursor is opaque; ``next_cursor`` is always given (the position after the last item), so a
 source keeps it and asks again later for what came since. A fake of a real vendor's API
-subclasses it and overrides ``page`` (and ``authorized``) to speak that vendor's documented shapes.
+subclasses it to speak that vendor's documented shapes: ``page(query)`` (the answer to an
+authorized request; read the items with ``snapshot()``, honour ``page_size`` as the largest page),
+``authorized(headers)`` (its credentials scheme), ``refusal`` (the answer without them) and
+``failure(status)`` (the body of a failure made with ``fail``).
 """
 
 from __future__ import annotations
@@ -63,6 +66,11 @@ class FakePagedAPI(ThreadedServer):
         with self._lock:
             self.items.extend(items)
 
+    def snapshot(self) -> list[Any]:
+        """The items published so far (a copy: ``add`` may run meanwhile, from the test's thread)."""
+        with self._lock:
+            return list(self.items)
+
     def fail(self, status: int, retry_after: float | None = None, times: int = 1) -> None:
         """Answer the next ``times`` requests with ``status`` (and ``Retry-After`` when given)."""
         with self._lock:
@@ -90,9 +98,9 @@ class FakePagedAPI(ThreadedServer):
             limit = min(int(query.get("limit", self.page_size)), self.page_size)
         except ValueError:
             return 400, {"error": "bad cursor or limit"}
-        with self._lock:
-            items = self.items[offset:offset + limit]
-            more = offset + len(items) < len(self.items)
+        published = self.snapshot()
+        items = published[offset:offset + limit]
+        more = offset + len(items) < len(published)
         following = base64.urlsafe_b64encode(str(offset + len(items)).encode()).decode()
         return 200, {"items": items, "next_cursor": following, "has_more": more}
 

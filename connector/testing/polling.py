@@ -75,6 +75,11 @@ class FakeSourceContext:
     def resume(self) -> None:
         self.paused = None
 
+    def describe(self) -> str:
+        """What the source did with this context, for a failing test's message."""
+        return (f"it stored {len(self.records)} records in {self.appends} appends, checkpoint {self.saved!r}; "
+                f"paused: {self.paused!r} (pauses: {self.pauses[-3:]}); errors: {self.errors[-3:]}")
+
     def values(self) -> list[Any]:
         """The stored records' values, in order."""
         return [msgspec.json.decode(r.body) for r in self.records]
@@ -112,7 +117,7 @@ def run_polling_source(config: SourceConfig, ctx: FakeSourceContext,
         scope.cancel()
 
     async def main() -> None:
-        with anyio.fail_after(timeout):
+        with anyio.move_on_after(timeout) as deadline:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(run_source, tg.cancel_scope)
                 if meanwhile is not None:
@@ -120,6 +125,8 @@ def run_polling_source(config: SourceConfig, ctx: FakeSourceContext,
                 while not until(ctx):
                     await anyio.sleep(0.01)
                 tg.cancel_scope.cancel()
+        if deadline.cancelled_caught:
+            raise AssertionError(f"the source ran {timeout:g} s without reaching the test's condition; {ctx.describe()}")
 
     anyio.run(main)
     return raised[0] if raised else None

@@ -37,8 +37,7 @@ class FakeSprigAPI(FakePagedAPI):
     def page(self, query: dict[str, str]) -> tuple[int, Any]:
         start, end, limit = int(query["start"]), int(query["end"]), int(query.get("limit", 1000))
         offset = int(base64.b64decode(query["cursor"]).decode()) if "cursor" in query else 0
-        with self._lock:
-            window = [r for r in self.items if start <= created_ms(r) < end]
+        window = [r for r in self.snapshot() if start <= created_ms(r) < end]
         page = window[offset:offset + limit]
         if not page:
             return 404, {"error": "could not find responses matching this query"}
