@@ -181,12 +181,6 @@ def reason_label(reason: str) -> str:
     return "_".join(words) or "unknown"
 
 
-def sample(name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include ``labels``."""
-    return sum(s.value for family in REGISTRY.collect() for s in family.samples
-               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
-
-
 def render(other_process: str | None = None) -> bytes:
     """The text exposition of every metric, with those of ``other_process`` (its exposition,
     from the delivery process) merged in: one family per name; where both have a sample with

@@ -49,7 +49,6 @@ class Buffer(abc.ABC):
     durable: ClassVar[bool] = True  # False: nothing is kept across a restart
     location = "memory"  # where the records are: the same for every process of one daemon's config
     max_bytes: int | None = None  # the most the records may take (None: no bound in bytes)
-    carries_sink_states = False  # a delivery process publishes its sinks' states through it (else: asked)
 
     def __init__(self) -> None:
         self._appended = anyio.Event()

@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 from ..config import Config, ListenerConfig
-from ..delivery.local import LocalDelivery, publish_states
+from ..delivery.local import LocalDelivery
 from ..delivery.pipeline import READ_BATCH_ALONE
-from ..delivery.process import STATE_SECONDS, MainProcessWatch, RemoteDelivery
+from ..delivery.process import MainProcessWatch, RemoteDelivery
 from ..graph import build_sinks, build_sources, config_warnings
 from ..ingress.listening import FILES_BESIDE_CONNECTIONS, Certificates, listen, raise_open_file_limit
 from ..logging import logger
@@ -76,7 +76,6 @@ def delivery_process(config: Config, control_socket: str, main_pid: int) -> Daem
     taps = TapHub()
     delivery = LocalDelivery(buffer, build_sinks(config), taps, READ_BATCH_ALONE)
     control = ControlServer(control_socket, delivery, taps)
-    publish = (lambda: publish_states(buffer, delivery, STATE_SECONDS)) if buffer.carries_sink_states else None
-    watch = MainProcessWatch(main_pid, publish)
+    watch = MainProcessWatch(main_pid)
     return Daemon(config, buffer, [delivery, control, watch], delivery, taps, {"sinks": list(config.sinks)},
                   ignore_sigint=True)

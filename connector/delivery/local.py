@@ -13,10 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import anyio
 import msgspec
 
-from .. import metrics
 from ..buffer import Buffer
 from ..graph import Sinks
 from ..tap import TapHub
@@ -100,8 +98,7 @@ class LocalDelivery:
             error, at = p.acks.last_error or (None, None)
             states[p.name] = SinkState(
                 lag=lag.get(p.name, 0),
-                delivered=metrics.sample("connector_component_sent_events_total", component=p.name),
-                dead_letters=metrics.sample("connector_dead_letters_total", sink=p.name),
+                delivered=p.acks.delivered, dead_letters=p.acks.dead_lettered,
                 paused=p.acks.paused_reason, stalled=stalls.get(p.name), replayed=list(p.acks.replayed),
                 last_error=error, last_error_at=at, updated_at=time.time())
         return states
@@ -114,19 +111,6 @@ class LocalDelivery:
 
     def lag(self) -> dict[str, int]:
         return self.buffer.lag()
-
-
-async def publish_states(buffer: Any, delivery: LocalDelivery, every: float) -> None:
-    """Write the sinks' states into the buffer (for another process) when they changed, looked at
-    every ``every`` seconds: an idle daemon writes nothing."""
-    published: dict[str, SinkState] = {}
-    while True:
-        changed = {name: state for name, state in delivery.states().items()
-                   if name not in published or msgspec.structs.replace(published[name], updated_at=state.updated_at)
-                   != state}
-        if changed and await buffer.save_sink_states({name: msgspec.json.encode(s) for name, s in changed.items()}):
-            published.update(changed)
-        await anyio.sleep(every)
 
 
 def _tapped_by(sink: str, routes: Mapping[str, Mapping[str, Sequence[Any]]]) -> frozenset[str]:

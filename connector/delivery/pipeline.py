@@ -59,6 +59,8 @@ class SinkAcks:
         self._remaining: dict[int, int] = {}
         self._dead: set[int] = set()
         self.replayed: collections.deque[str] = collections.deque(maxlen=REPLAYED_KEPT)  # ids delivered lately
+        self.delivered = 0  # messages, since the process started (what /status shows; the metric counts the same)
+        self.dead_lettered = 0  # records
         self._log = logger(sink)
         self._sent = metrics.SENT.labels(sink)
 
@@ -72,6 +74,7 @@ class SinkAcks:
             envelopes = list(envelopes)
             self.taps.publish(self.sink, ((e.id, e.payload) for e in envelopes))
         done = self._count_down(envelopes)
+        self.delivered += done[1]
         self._sent.inc(done[1])
         if done[0]:
             await self.buffer.ack(self.sink, done[0])
@@ -93,6 +96,7 @@ class SinkAcks:
     async def keep(self, record: Record, reason: str, kind: str, attempts: int = 1) -> None:
         """Store ``record`` as this sink's dead letter, count it, and report it (not an ack)."""
         await store_dead_letter(self.buffer, self.sink, record, reason, attempts)
+        self.dead_lettered += 1
         metrics.DEAD_LETTERS.labels(self.sink, kind).inc()
         self.error(reason, "dead_letter")
         self._log.warning("dead letter", record_id=record.id, reason=reason)

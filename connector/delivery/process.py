@@ -1,13 +1,12 @@
 """``[service] delivery_process`` (``"auto"``: on 2+ cores): the sinks run in a second process.
 
 The main process serves HTTP and polls sources; ``RemoteDelivery`` starts ``connector run
---role delivery``, which runs the sink pipelines on the same SQLite file (or NATS stream). With
-SQLite the delivery process publishes each sink's state (paused, last error, counts, lag) into the
-database twice a second, for the main process's lag gauges and for when it cannot ask (with NATS
-the main process asks it as often instead); it also answers ``/status``,
-``/metrics`` and ``/tap`` on a unix socket only the main process knows (``control.py``): the
-main process's admin ``/status`` shows its sinks live, its metrics are merged into the
-main process's, and its taps (of mappers and sinks) are streamed to the main process's clients.
+--role delivery``, which runs the sink pipelines on the same SQLite file (or NATS stream), and
+answers ``/status``, ``/metrics`` and ``/tap`` on a unix socket only the main process knows
+(``control.py``): the one road of the sinks' state. The main process's admin ``/status`` shows
+its sinks live (and, while it cannot answer, what it answered last: the main process asks twice
+a second, for its lag gauges too), its metrics are merged into the main process's, and its taps
+(of mappers and sinks) are streamed to the main process's clients.
 The delivery process stops, draining as on SIGTERM, when the main process is gone.
 """
 
@@ -100,14 +99,10 @@ class RemoteDelivery:
             self._process.send_signal(signal.SIGHUP)
 
     async def _mirror_states(self) -> None:
-        """Keep ``states`` up to date with what the delivery process publishes in the buffer, or,
-        for a buffer that carries no states (nats), with what it answers on its control socket."""
-        decoder = msgspec.json.Decoder(SinkState)
+        """Keep ``states`` (the lag gauges, and ``/status`` while the delivery process cannot
+        answer) up to date with what it answers on its control socket."""
         while True:
-            if self.buffer.carries_sink_states:
-                raw = await self.buffer.sink_states()
-                self.states = {sink: decoder.decode(raw[sink]) for sink in self.sinks if sink in raw}
-            elif (response := await self._get("/status")) is not None:
+            if (response := await self._get("/status")) is not None:
                 self.states = {sink: msgspec.convert(state, SinkState)
                                for sink, state in response.json()["sinks"].items()}
             await anyio.sleep(STATE_SECONDS)
@@ -157,18 +152,15 @@ class RemoteDelivery:
 
 
 class MainProcessWatch:
-    """In the delivery process: its duties to the main process — publish the sinks' states, and
-    stop (draining, as on SIGTERM) when the main process is gone, killed perhaps, so that a
-    restarted daemon's delivery process is the only one."""
+    """In the delivery process: stop (draining, as on SIGTERM) when the main process is gone,
+    killed perhaps, so that a restarted daemon's delivery process is the only one."""
 
-    def __init__(self, main_pid: int, publish: Any):
+    def __init__(self, main_pid: int):
         self.main_pid = main_pid
-        self.publish = publish
         self.log = logger("delivery")
 
     def tasks(self) -> list[Task]:
-        publishing = [] if self.publish is None else [Task("delivery", self.publish)]
-        return [Task("delivery", self._watch, ends_daemon=True), *publishing]
+        return [Task("delivery", self._watch, ends_daemon=True)]
 
     async def _watch(self) -> None:
         while os.getppid() == self.main_pid:

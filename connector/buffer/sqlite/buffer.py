@@ -61,7 +61,6 @@ class SqliteBufferConfig(BufferConfig, tag="sqlite", frozen=True):
 class SqliteBuffer(Buffer):
     """Records, cursors and dead letters in one SQLite database."""
 
-    carries_sink_states = True
     max_bytes: int  # always bounded
 
     def __init__(self, path: str, max_bytes: int = 1 << 30, appended_elsewhere: bool = False,
@@ -394,27 +393,6 @@ class SqliteBuffer(Buffer):
             await anyio.sleep(min(timeout, OTHER_PROCESS_POLL_SECONDS))
         else:
             await super().wait(timeout)
-
-    async def save_sink_states(self, states: dict[str, bytes]) -> bool:
-        """Publish each sink's state (JSON) for the process that serves HTTP; False when it could not."""
-        def save() -> None:
-            assert self._writer is not None
-            with transaction(self._writer):
-                self._writer.executemany("INSERT OR REPLACE INTO sink_state (sink, state) VALUES (?, ?)",
-                                         list(states.items()))
-
-        try:
-            await self._write(save)
-        except sqlite3.Error:
-            return False  # a full disk, say: the next look tries again
-        return True
-
-    async def sink_states(self) -> dict[str, bytes]:
-        """The sink states the delivery process published."""
-        async with self._read_lock:
-            rows = await self._in_thread(
-                lambda: self._reader.execute("SELECT sink, state FROM sink_state").fetchall())  # type: ignore[union-attr]
-        return {sink: bytes(state) for sink, state in rows}
 
     def lag(self) -> dict[str, int]:
         return {sink: max(0, self._last_seq - c.committed) for sink, c in self._cursors.items()}

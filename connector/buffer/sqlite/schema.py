@@ -21,7 +21,9 @@ INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 VACUUM_AT_OPEN_BYTES = 64 << 20  # an older database up to this size is converted when opened
 
 MIGRATIONS: list[str] = [
-    # 1: records, per-sink cursors, dead letters, checkpoints, the byte total, sink states
+    # 1: records, per-sink cursors, dead letters, checkpoints, the byte total, sink states (unused
+    # since the delivery process answers for its sinks on its control socket alone: left in place,
+    # so that an older connector can still open the file)
     """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
