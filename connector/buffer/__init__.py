@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from .base import Buffer, BufferConfig, CursorTracker, NewRecord
 from .memory import MemoryBufferConfig
+from .nats import NatsBufferConfig
 from .sqlite import SqliteBufferConfig
 
 BUFFER_KINDS: dict[str, type[BufferConfig]] = {
@@ -11,11 +14,7 @@ BUFFER_KINDS: dict[str, type[BufferConfig]] = {
     "memory": MemoryBufferConfig,
 }
 
-try:  # nats-py is the optional extra connector[nats]
-    from .nats import NatsBufferConfig
-except ImportError:  # pragma: no cover - depends on what is installed
-    pass
-else:
+if importlib.util.find_spec("nats") is not None:  # nats-py is the optional extra connector[nats]
     BUFFER_KINDS["nats"] = NatsBufferConfig
 
 __all__ = ["BUFFER_KINDS", "Buffer", "BufferConfig", "CursorTracker", "NewRecord"]

@@ -1,4 +1,5 @@
-"""Built-in plugin: Jebbit's signed webhook source, the Jebbit-to-Segment mapper, ``connector jebbit``."""
+"""Built-in plugin: Jebbit's signed webhook source, the Jebbit-to-Segment mapper, and ``connector jebbit``
+(``admin/``: the Integrations API from the command line)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,6 @@ def connector_register(registry: connector.Registry) -> None:
 
 @connector.hookimpl
 def connector_commands(commands: connector.Commands) -> None:
-    from .cli import add_commands
+    from .admin.cli import add_commands
 
     add_commands(commands)

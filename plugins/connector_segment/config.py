@@ -9,7 +9,6 @@ import msgspec
 import connector
 
 from .messages import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, REGIONS
-from .sink import SegmentSink
 
 
 
@@ -45,4 +44,6 @@ class SegmentSinkConfig(connector.SinkConfig, tag="segment"):
         return (self.endpoint or REGIONS[self.region]).rstrip("/") + "/v1/batch"
 
     def build(self, ctx: connector.BuildContext) -> connector.Sink:
+        from .sink import SegmentSink  # aiohttp: only for a daemon (or check) with a Segment sink
+
         return SegmentSink(self, ctx.log, ctx.metrics)

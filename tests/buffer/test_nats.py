@@ -13,7 +13,8 @@ import anyio
 import pytest
 
 from connector.buffer.base import NewRecord
-from connector.buffer.nats import NatsBuffer, NatsBufferConfig
+from connector.buffer.nats import NatsBufferConfig
+from connector.buffer.nats.jetstream import NatsBuffer
 from connector.ids import canonical, message_id, record_id
 from connector.testing import wait_until
 from support.nats_server import DEBIAN, NatsServer, available

@@ -20,7 +20,7 @@ import connector
 from .api import JebbitAPI
 from .envfile import write_variable
 from .resources import Integration, IntegrationOptions, Resource
-from .source import JebbitSourceConfig
+from ..source import JebbitSourceConfig
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 

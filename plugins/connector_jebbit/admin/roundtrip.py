@@ -14,13 +14,12 @@ import time
 from typing import Any
 
 import httpx
-from tqdm import tqdm
 
 import connector
 
 from .api import JebbitAPI
 from .provision import jebbit_source, source_config
-from .source import JebbitSourceConfig
+from ..source import JebbitSourceConfig
 
 WAITING_STATES = ("received", "processing")  # Jebbit's documented states of a backfill still running
 FAILURE_WORDS = ("fail", "error", "cancel", "abort", "reject")
@@ -75,6 +74,8 @@ def backfill(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: Je
     if not args.wait:
         print(f"follow it: connector jebbit backfills show {job.id}")
         return 0
+    from tqdm import tqdm  # a progress line for this one command: not imported with the CLI
+
     counter = _ReceivedCounter(ctx, args, jebbit)
     started = time.monotonic()
     shown_state = state

@@ -30,21 +30,20 @@ import re
 import ssl
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
-import msgspec
 import nats
 import nats.errors
 import nats.js.errors
 from nats.js import api
 
-from ..backoff import full_jitter
-from ..errors import BufferFull, BufferUnavailable
-from ..logging import logger
-from ..records import DeadLetter, Record
-from ..secret import Secret
-from .base import Buffer, BufferConfig, NewRecord
+from ...backoff import full_jitter
+from ...errors import BufferFull, BufferUnavailable
+from ...logging import logger
+from ...records import DeadLetter, Record
+from ..base import Buffer, NewRecord
+from .settings import NatsSettings
 
 HEADER_SOURCE = "Connector-Source"
 HEADER_RECEIVED = "Connector-Received-At"
@@ -59,38 +58,6 @@ MAX_ACK_PENDING = 20_000  # records a consumer hands out unacknowledged, over al
 MIN_SERVER = (2, 10, 23)  # 2.10.20-2.10.22 lost acknowledged writes on a crash (Jepsen, 2025-12)
 
 
-class NatsBufferConfig(BufferConfig, tag="nats", frozen=True):
-    """``type = "nats"``: ``url`` (or a list), ``stream``; credentials: ``user`` + ``password``,
-    ``token`` or ``creds_file``; TLS: ``tls_ca``, ``tls_cert``, ``tls_key``. ``replicas`` of
-    the streams (use 3 in production), retention limits ``max_bytes`` and ``max_age_seconds``,
-    ``duplicate_window_seconds``, and ``ack_wait_seconds`` after which an unacknowledged record
-    goes to another daemon. At start, the daemon waits up to ``startup_wait_seconds`` for NATS.
-    A sink's consumer handing out nothing for ``stall_seconds`` while records wait is re-bound."""
-
-    url: str | list[str] = "nats://127.0.0.1:4222"
-    stream: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$")] = "connector"
-    user: str | None = None
-    password: Secret | None = None
-    token: Secret | None = None
-    creds_file: str | None = None
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
-    max_bytes: int = 1 << 30
-    max_age_seconds: float = 7 * 24 * 3600.0
-    duplicate_window_seconds: float = 120.0
-    ack_wait_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
-    connect_timeout_seconds: float = 5.0
-    startup_wait_seconds: float = 30.0
-    publish_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
-    stall_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
-    allow_unsafe_server: bool = False
-
-    def build(self, config_dir: str, appended_elsewhere: bool = False) -> Buffer:
-        return NatsBuffer(self, config_dir)  # every process of every daemon shares the stream alike
-
-
 class UnsafeServer(Exception):
     """The server is below ``MIN_SERVER`` and ``allow_unsafe_server`` is off."""
 
@@ -103,7 +70,7 @@ def _token(name: str) -> str:
 class NatsBuffer(Buffer):
     """Records in a JetStream stream, one durable consumer per sink, dead letters in another."""
 
-    def __init__(self, config: NatsBufferConfig, config_dir: str):
+    def __init__(self, config: NatsSettings, config_dir: str):
         super().__init__()
         self.config = config
         self.config_dir = config_dir
