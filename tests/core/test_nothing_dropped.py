@@ -137,7 +137,7 @@ def test_every_acknowledged_record_is_forwarded_dead_lettered_or_filtered(tmp_pa
     daemon = DaemonProcess(tmp_path, CONFIG % (JEBBIT_SECRET, SPRIG_SECRET, EVENTS_TOKEN, EVENTS_TOKEN, fake.url)).start()
     acknowledged: collections.Counter[str] = collections.Counter()
     try:
-        @settings(max_examples=150, deadline=None, database=None,
+        @settings(max_examples=75, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
         @given(deliveries)
         @example(("jebbit", [{"data": {"email": "jane@example.com", "opt_in": "true"}, "event": {}}]))

