@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -10,13 +11,11 @@ from typing import Any
 
 import httpx
 
-import tomllib
-
+from .admin_client import admin_url, client_options
 from .components import MapperConfig, SinkConfig, SourceConfig
 from .config import Component, Config, ConfigT, load_config
 from .errors import PluginError
 from .registry import Registry
-from .admin_client import admin_url, client_options
 
 Handler = Callable[[argparse.Namespace, "CommandContext"], int | None]
 

@@ -15,7 +15,6 @@ builds components it may not run): do that when the component starts running.
 from __future__ import annotations
 
 import abc
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -24,6 +23,7 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream
 from structlog.typing import FilteringBoundLogger
 
+from .paths import resolve
 from .records import Envelope, Record
 
 
@@ -52,7 +52,7 @@ class BuildContext:
 
     def path(self, value: str) -> str:
         """Resolve a configured path relative to the config file's directory."""
-        return os.path.normpath(os.path.join(self.config_dir, os.path.expanduser(value)))
+        return resolve(self.config_dir, value)
 
 
 if TYPE_CHECKING:

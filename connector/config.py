@@ -19,6 +19,7 @@ import msgspec
 from .buffer import BUFFER_KINDS, BufferConfig
 from .components import MapperConfig, SinkConfig, SourceConfig
 from .errors import ConfigError
+from .paths import resolve
 from .registry import Registry
 from .secret import Secret, secret_fields, secret_values
 
@@ -141,7 +142,7 @@ class Config:
 
     def path_of(self, path: str) -> str:
         """``path`` as written in the config (``~`` expanded), relative to the config file's directory."""
-        return os.path.join(self.directory, os.path.expanduser(path))
+        return resolve(self.directory, path)
 
     def where(self, table: str, key: str | None = None) -> str:
         """``file:line: table.key``, to start a message about one setting of this config."""

@@ -85,8 +85,8 @@ def test_the_circle_finder_finds_a_circle():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_the_plugin_contract_imports_only_records_and_errors():
-    assert graph()["connector.components"] <= {"connector.records", "connector.errors"}
+def test_the_plugin_contract_imports_only_records_errors_and_paths():
+    assert graph()["connector.components"] <= {"connector.records", "connector.errors", "connector.paths"}
 
 
 def test_plugins_use_only_the_public_api():

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import re
 import ssl
 import time
@@ -41,6 +40,7 @@ from nats.js import api
 from ...backoff import full_jitter
 from ...errors import BufferFull, BufferUnavailable
 from ...logging import logger
+from ...paths import resolve
 from ...records import DeadLetter, Record
 from ..base import Buffer, NewRecord
 from .settings import NatsSettings
@@ -145,7 +145,7 @@ class NatsBuffer(Buffer):
         self.log.warning("running on an unsafe nats-server (buffer.allow_unsafe_server = true)", detail=why)
 
     def _path(self, value: str | None) -> str | None:
-        return None if value is None else os.path.normpath(os.path.join(self.config_dir, value))
+        return None if value is None else resolve(self.config_dir, value)
 
     def _tls(self) -> ssl.SSLContext | None:
         c = self.config

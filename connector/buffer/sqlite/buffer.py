@@ -26,6 +26,7 @@ import anyio.to_thread
 from ... import metrics
 from ...errors import BufferFull, BufferUnavailable
 from ...logging import logger
+from ...paths import resolve
 from ...records import DeadLetter, Record
 from ..base import Buffer, BufferConfig, CursorTracker, NewRecord
 from . import dead_letters
@@ -54,7 +55,7 @@ class SqliteBufferConfig(BufferConfig, tag="sqlite", frozen=True):
     retain_seconds: float = 0.0
 
     def build(self, config_dir: str, appended_elsewhere: bool = False) -> Buffer:
-        path = os.path.normpath(os.path.join(config_dir, os.path.expanduser(self.path)))
+        path = resolve(config_dir, self.path)
         return SqliteBuffer(path, self.max_bytes, appended_elsewhere, self.min_free_bytes, self.retain_seconds)
 
 
