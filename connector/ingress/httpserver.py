@@ -78,6 +78,8 @@ _REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 _BAD_REQUEST = (b'HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n'
                 b'content-length: 62\r\n\r\n{"error":"bad request","detail":"the request is not HTTP/1.1"}')
 _FAILED = (b'{"error":"internal error","detail":"the request could not be answered; nothing was stored"}')
+_FAILURE: Answer = (500, ((b"content-type", b"application/json"), (b"connection", b"close"),
+                          (b"content-length", b"%d" % len(_FAILED))), _FAILED)  # what a failed app answers
 _BUSY = (b'HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n'
          b'retry-after: 1\r\ncontent-length: 71\r\n\r\n'
          b'{"error":"unavailable","detail":"max_connections reached; retry later"}')
@@ -285,7 +287,7 @@ class Connection(asyncio.Protocol):
         if not self.closed and self.transport is not None:
             self.transport.write(data)
 
-    def answered(self, cycle: Cycle, keep_alive: bool) -> None:
+    def finished(self, cycle: Cycle, keep_alive: bool) -> None:
         """``cycle`` sent its whole answer: close, or begin the next parsed request."""
         self.quiet_since = time.monotonic()
         if self.cycles and self.cycles[0] is cycle:
@@ -380,15 +382,14 @@ class Cycle:
             await self.connection.server.app(self.scope, self.receive, self.send)
         except Exception as exc:
             logger("server").error("the ingress failed on a request", error=repr(exc))
-            if not self.started:
-                await self._answer_failure()
-            else:
-                self.keep_alive = False
-        if not self.complete:  # the app returned without finishing its answer
-            if not self.started:
-                await self._answer_failure()
+            self.keep_alive = False
+        if self.complete:
+            return
+        if self.started:  # the app failed, or returned, half-way through its answer
             self.complete = True
-            self.connection.answered(self, keep_alive=False)
+            self.connection.finished(self, keep_alive=False)
+        else:
+            self.reply(_FAILURE)
 
     def _answer_whole(self, whole_body: WholeBody) -> None:
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
@@ -410,8 +411,7 @@ class Cycle:
 
     def _fail(self, exc: Exception) -> None:
         logger("server").error("the ingress failed on a request", error=repr(exc))
-        self.reply((500, [(b"content-type", b"application/json"), (b"connection", b"close"),
-                          (b"content-length", b"%d" % len(_FAILED))], _FAILED))
+        self.reply(_FAILURE)
 
     def reply(self, answer: Answer) -> None:
         """Write the whole-body answerer's answer (the first one only)."""
@@ -422,7 +422,7 @@ class Cycle:
         self.connection.write(self._head(status, headers) + (b"" if self.scope["method"] == "HEAD" else body))
         self.complete = True
         self._end_unread_body()
-        self.connection.answered(self, self.keep_alive)
+        self.connection.finished(self, self.keep_alive)
 
     def _end_unread_body(self) -> None:
         """Answered before its body was read: the rest is read and dropped as it comes (the
@@ -459,12 +459,6 @@ class Cycle:
         if key is not None and len(_HEADS) < 1024:
             _HEADS[key] = (head, self.keep_alive, self.chunked)
         return head
-
-    async def _answer_failure(self) -> None:
-        await self.send({"type": "http.response.start", "status": 500,
-                         "headers": [(b"content-type", b"application/json"), (b"connection", b"close"),
-                                     (b"content-length", b"%d" % len(_FAILED))]})
-        await self.send({"type": "http.response.body", "body": _FAILED})
 
     # from the parser ---------------------------------------------------------------------------
     def feed(self, body: bytes) -> None:
@@ -526,4 +520,4 @@ class Cycle:
         if not more:
             self.complete = True
             self._end_unread_body()
-            self.connection.answered(self, self.keep_alive)
+            self.connection.finished(self, self.keep_alive)

@@ -37,7 +37,7 @@ from .asgi import Answer, Receive, Scope, Send, error_body, json, raw_headers, r
 from .intake import Intake, StorageError
 from .refusals import ClientAddress, RefusalLog
 
-Outcome = tuple[int, bytes, dict[str, str]]  # status, body, extra headers
+Outcome = tuple[int, dict[str, str], bytes]  # status, extra headers, body: an Answer before its content-length
 
 RETRY_AFTER_SECONDS = "5"
 RESERVED_PATHS = ("/healthz", "/readyz")  # no source may take these paths
@@ -48,17 +48,17 @@ class _TooLarge(Exception):
     pass
 
 
-class _Answered(Exception):
-    """The watchdog already answered this request."""
+class _TimedOut(Exception):
+    """The watchdog already answered this request 408: its body was late."""
 
 
 class _BodyRead:
-    __slots__ = ("deadline", "send", "answered")
+    __slots__ = ("deadline", "send", "timed_out")
 
     def __init__(self, deadline: float, send: Send):
         self.deadline = deadline
         self.send = send
-        self.answered = False
+        self.timed_out = False
 
 
 class SourceActivity(msgspec.Struct):
@@ -109,12 +109,12 @@ class WebhookApp:
         started = time.perf_counter()
         try:
             outcome = await self._deliver(source, scope, receive, send)
-        except _Answered:
+        except _TimedOut:
             self._refused(source.name, 408, "request timeout: the body did not arrive in time", scope)
             return
         except Exception as exc:
             outcome = self._refusal(source, exc, scope)
-        status, headers, body = self._answer(source, started, outcome)
+        status, headers, body = self._rendered(source, started, outcome)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -130,17 +130,17 @@ class WebhookApp:
         try:
             accepted = self._accept(source, self._head(source, scope), body)
         except Exception as exc:
-            reply(self._answer(source, started, self._refusal(source, exc, scope)))
+            reply(self._rendered(source, started, self._refusal(source, exc, scope)))
             return None
         if not accepted.forward:
-            reply(self._answer(source, started, self._test_delivery(source, accepted)))
+            reply(self._rendered(source, started, self._test_delivery(source, accepted)))
             return None
         stored = functools.partial(self._reply_stored, source, len(accepted.records), started, scope, reply)
         return self.intake.submit(source.name, accepted.records, stored)
 
     def _reply_stored(self, source: WebhookSource, count: int, started: float, scope: Scope,
                       reply: Callable[[Answer], None], error: StorageError | None) -> None:
-        reply(self._answer(source, started, self._outcome(source, count, error, scope)))
+        reply(self._rendered(source, started, self._outcome(source, count, error, scope)))
 
     # the steps of a delivery ---------------------------------------------------------------------
     async def _deliver(self, source: WebhookSource, scope: Scope, receive: Receive, send: Send) -> Outcome:
@@ -186,7 +186,7 @@ class WebhookApp:
         self.activity[source.name].last_test_delivery = time.time()
         metrics.TEST_DELIVERIES.labels(source.name).inc()
         self.log.info("test delivery acknowledged", source=source.name, records=len(accepted.records))
-        return 200, json.encode({"accepted": 0, "forwarded": False}), {}
+        return 200, {}, json.encode({"accepted": 0, "forwarded": False})
 
     def _outcome(self, source: WebhookSource, count: int, error: StorageError | None, scope: Scope) -> Outcome:
         """The answer once the intake stored ``count`` records, or could not (``error``: 503)."""
@@ -195,7 +195,7 @@ class WebhookApp:
         if self._buffer_full:
             self._buffer_full = False
             self.log.info("buffer accepts records again")
-        return 200, json.encode({"accepted": count}), {}
+        return 200, {}, json.encode({"accepted": count})
 
     def _storage_refusal(self, exc: StorageError) -> HTTPError:
         if isinstance(exc, BufferFull):
@@ -220,15 +220,15 @@ class WebhookApp:
             status, error, detail, headers = (500, "internal error",
                                               "the source failed on this delivery; nothing was stored", {})
         self._refused(source.name, status, f"{error}: {detail}", scope)
-        return status, error_body(error, detail), headers
+        return status, headers, error_body(error, detail)
 
     def _refused(self, source: str, status: int, reason: str, scope: Scope) -> None:
         if status != 405:  # a GET on a webhook's path (a probe, a browser) is no refused delivery
             self.refusals.refused(source, status, reason, self.clients.of(scope))
 
-    def _answer(self, source: WebhookSource, started: float, outcome: Outcome) -> Answer:
+    def _rendered(self, source: WebhookSource, started: float, outcome: Outcome) -> Answer:
         """Count the answer (and time a 2xx); status, headers and body as the server sends them."""
-        status, body, headers = outcome
+        status, headers, body = outcome
         self._count(source.name, status)
         if status < 300:
             metrics.ACK_SECONDS.observe(time.perf_counter() - started)
@@ -243,13 +243,13 @@ class WebhookApp:
         except _TooLarge:
             raise _too_large(self.max_body_bytes) from None
         except HTTPError:  # the client went away, perhaps because the watchdog closed it
-            if reading.answered:
-                raise _Answered from None
+            if reading.timed_out:
+                raise _TimedOut from None
             raise
         finally:
             self._reading.discard(reading)
-        if reading.answered:
-            raise _Answered
+        if reading.timed_out:
+            raise _TimedOut
         return body
 
     async def watch_body_reads(self) -> None:
@@ -262,8 +262,8 @@ class WebhookApp:
             await anyio.sleep(min(1.0, self.body_timeout / 2))
             self.refusals.flush()
             now = time.monotonic()
-            for reading in [r for r in self._reading if r.deadline < now and not r.answered]:
-                reading.answered = True
+            for reading in [r for r in self._reading if r.deadline < now and not r.timed_out]:
+                reading.timed_out = True
                 self._count("", 408)
                 body = error_body("request timeout", f"the body did not arrive within {self.body_timeout} s")
                 try:
