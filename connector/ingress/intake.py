@@ -6,6 +6,7 @@ call for every source (``submit``), and says why when they cannot be stored.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -75,14 +76,7 @@ class Intake:
         stores them and calls ``done``.
         """
         new = self.prepare(source, records)
-
-        def finished(error: BaseException | None) -> None:
-            if error is None:
-                self.stored(source, new)
-                done(None)
-            else:
-                done(storage_error(error))
-
+        finished = functools.partial(self._finished, source, new, done)
         if checkpoint is None:
             try:
                 if self.buffer.append_soon(new, finished):
@@ -91,6 +85,14 @@ class Intake:
                 finished(exc)
                 return None
         return self._append(new, None if checkpoint is None else (checkpoint_name(source), checkpoint), finished)
+
+    def _finished(self, source: str, new: list[NewRecord], done: Callable[[StorageError | None], None],
+                  error: BaseException | None) -> None:
+        if error is None:
+            self.stored(source, new)
+            done(None)
+        else:
+            done(storage_error(error))
 
     async def _append(self, new: list[NewRecord], checkpoint: tuple[str, bytes] | None,
                       finished: Callable[[BaseException | None], None]) -> None:
