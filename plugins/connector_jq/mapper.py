@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jq
-
 import connector
 
 # $ENV and env read the process's environment (write keys, shared secrets): shadowed, empty
@@ -28,6 +26,11 @@ class JqMapperConfig(connector.MapperConfig, tag="jq"):
     args: dict[str, Any] = {}
 
     def build(self, ctx: connector.BuildContext) -> connector.Mapper:
+        try:
+            import jq  # libjq's bindings (connector[jq]): only where a jq mapper is
+        except ImportError:
+            raise connector.ConfigError(f"mappers.{ctx.name}.type: the jq mapper needs the jq package (libjq), "
+                                        "which is not installed: pip install 'connector[jq]'") from None
         try:
             jq.compile(self.program, args=self.args)  # the user's own program: its error positions are theirs
             compiled = jq.compile(_NO_ENVIRONMENT + "(" + self.program + "\n)", args=self.args)

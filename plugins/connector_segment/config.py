@@ -44,6 +44,9 @@ class SegmentSinkConfig(connector.SinkConfig, tag="segment"):
         return (self.endpoint or REGIONS[self.region]).rstrip("/") + "/v1/batch"
 
     def build(self, ctx: connector.BuildContext) -> connector.Sink:
-        from .sink import SegmentSink  # aiohttp: only for a daemon (or check) with a Segment sink
-
+        try:
+            from .sink import SegmentSink  # aiohttp and isal (connector[segment]): only where a Segment sink is
+        except ImportError as exc:
+            raise connector.ConfigError(f"sinks.{ctx.name}.type: the segment sink needs {exc.name or 'aiohttp'}, "
+                                        "which is not installed: pip install 'connector[segment]'") from None
         return SegmentSink(self, ctx.log, ctx.metrics)

@@ -97,3 +97,24 @@ def test_a_fake_server_on_a_port_in_use_says_so_at_once():
         with pytest.raises(OSError, match="cannot serve on 127.0.0.1"):
             ThreadedServer(lambda scope, receive, send: None, port=taken.getsockname()[1]).start()
         assert time.monotonic() - started < 2
+
+
+def test_a_plugin_without_its_extra_registers_and_says_which_to_install(tmp_path):
+    """connector[segment] and connector[jq]: without them the types are listed, and a config that
+    uses one is refused naming the component and the pip command (aiohttp and jq made unimportable)."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    for module in ("aiohttp", "jq"):
+        (blocked / f"{module}.py").write_text(f"raise ImportError('not installed', name='{module}')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocked), os.environ.get("PYTHONPATH", "")])}
+    listed = subprocess.run([sys.executable, "-m", "connector", "plugins"], env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert {"segment", "jq"} <= {line.split()[1] for line in listed.stdout.splitlines()[1:]}
+    config = tmp_path / "connector.toml"
+    config.write_text('[sources.in]\ntype = "webhook"\npath = "/in"\nbearer_token = "t0ken-t0ken-t0ken"\n\n'
+                      '[mappers.m]\ntype = "jq"\ninputs = ["in"]\nprogram = "."\n\n'
+                      '[sinks.out]\ntype = "segment"\ninputs = ["m"]\nwrite_key = "k"\n')
+    checked = subprocess.run([sys.executable, "-m", "connector", "check", "-c", str(config)], env=env,
+                             capture_output=True, text=True)
+    assert checked.returncode == 1
+    assert "pip install 'connector[" in checked.stderr and "which is not installed" in checked.stderr, checked.stderr

@@ -74,7 +74,11 @@ def backfill(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: Je
     if not args.wait:
         print(f"follow it: connector jebbit backfills show {job.id}")
         return 0
-    from tqdm import tqdm  # a progress line for this one command: not imported with the CLI
+    try:
+        from tqdm import tqdm  # a progress line for this one command (connector[jebbit-cli])
+    except ImportError:
+        raise connector.CommandError("--wait draws a progress line with tqdm, which is not installed: "
+                                     "pip install 'connector[jebbit-cli]' (or run it without --wait)") from None
 
     counter = _ReceivedCounter(ctx, args, jebbit)
     started = time.monotonic()
