@@ -129,14 +129,14 @@ class WebhookApp:
         started = time.perf_counter()
         try:
             accepted = self._accept(source, self._head(source, scope), body)
-        except Exception as exc:
+            if not accepted.forward:
+                reply(self._rendered(source, started, self._test_delivery(source, accepted)))
+                return None
+            stored = functools.partial(self._reply_stored, source, len(accepted.records), started, scope, reply)
+            return self.intake.submit(source.name, accepted.records, stored)
+        except Exception as exc:  # before the records went to the buffer (a source's records it cannot encode)
             reply(self._rendered(source, started, self._refusal(source, exc, scope)))
             return None
-        if not accepted.forward:
-            reply(self._rendered(source, started, self._test_delivery(source, accepted)))
-            return None
-        stored = functools.partial(self._reply_stored, source, len(accepted.records), started, scope, reply)
-        return self.intake.submit(source.name, accepted.records, stored)
 
     def _reply_stored(self, source: WebhookSource, count: int, started: float, scope: Scope,
                       reply: Callable[[Answer], None], error: StorageError | None) -> None:
