@@ -33,9 +33,23 @@ class RedactSecrets:
     def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         if self.pattern is not None:
             for key, value in event.items():
-                if isinstance(value, str) and any(secret in value for secret in self.secrets):
-                    event[key] = self.pattern.sub("***", value)
+                if isinstance(value, str):
+                    event[key] = self.text(value)
         return event
+
+    def text(self, value: str) -> str:
+        """``value`` with the secrets masked."""
+        if self.pattern is not None and any(secret in value for secret in self.secrets):
+            return self.pattern.sub("***", value)
+        return value
+
+
+_redactor = RedactSecrets(())
+
+
+def redact(value: str) -> str:
+    """``value`` with the configured secrets masked, for text shown outside the log (``/status``)."""
+    return _redactor.text(value)
 
 
 def logger(component: str) -> Any:
@@ -62,7 +76,9 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
     ``role`` (``daemon``, ``ingest``, ``delivery``) and the pid go into every line of a daemon
     process, so the lines of its two processes can be told apart.
     """
+    global _redactor
     stream = stream or sys.stderr
+    _redactor = RedactSecrets(secrets)
     process: list[Any] = [ProcessFields(role)] if role else []
     renderer: Any = (structlog.dev.ConsoleRenderer() if stream.isatty()
                      else structlog.processors.JSONRenderer())
@@ -73,7 +89,7 @@ def configure(level: str = "info", secrets: Iterable[str] = (), stream: Any = No
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             *process,
             structlog.processors.format_exc_info,
-            RedactSecrets(secrets),
+            _redactor,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),

@@ -17,7 +17,7 @@ import msgspec
 from .. import ids, metrics
 from ..buffer import Buffer, NewRecord
 from ..errors import BufferFull, BufferUnavailable
-from ..logging import logger
+from ..logging import logger, redact
 from ..tap import TapHub
 
 
@@ -158,11 +158,13 @@ class PollingContext:
         return await self._intake.buffer.checkpoint(checkpoint_name(self.name))
 
     def error(self, reason: str) -> None:
+        reason = redact(reason)  # shown in /status: a crash's message may quote a request with its key
         self._log.warning("poll failed; the source retries", reason=reason)
         metrics.SOURCE_ERRORS.labels(self.name).inc()
         self._intake.polls[self.name] = PollOutcome(time.time(), error=reason)
 
     def pause(self, reason: str) -> None:
+        reason = redact(reason)
         self._intake.polls[self.name] = PollOutcome(time.time(), error=reason)
         if self._intake.paused.get(self.name) is None:
             self._log.error("source paused", reason=reason)

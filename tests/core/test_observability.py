@@ -158,3 +158,24 @@ def test_the_rate_history_turns_totals_into_rates_per_second_and_survives_a_rese
     assert view["times"] == [110, 115, 120]  # the last three kept
     assert view["sources"] == {"jebbit": [0.0, 2.0, 2.0]}
     assert view["sinks"] == {"segment": [2.0, 0.0, 4.0], "archive": [4.0, 0.0, 2.0]}
+
+
+def test_a_polling_source_s_reasons_shown_in_status_mask_the_secrets():
+    """A poller's error or pause reason (a crash's message may quote its request) is masked as the
+    log is, before ``/status`` shows it."""
+    from connector import logging as connector_logging
+    from connector.buffer.memory import MemoryBuffer
+    from connector.ingress.intake import Intake, PollingContext
+    from connector.tap import TapHub
+
+    secret = "poller-api-key-0123456789"
+    connector_logging.configure("error", [secret])
+    try:
+        intake = Intake(MemoryBuffer(10), TapHub())
+        context = PollingContext("poller", intake)
+        context.error(f"crashed: HTTPStatusError: 500 for https://api.example/items?key={secret}")
+        assert intake.polls["poller"].error == "crashed: HTTPStatusError: 500 for https://api.example/items?key=***"
+        context.pause(f"refused {secret}")
+        assert intake.paused["poller"] == "refused ***" and secret not in repr(intake.polls)
+    finally:
+        connector_logging.configure("info")
