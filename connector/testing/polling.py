@@ -105,7 +105,8 @@ def run_polling_source(config: SourceConfig, ctx: FakeSourceContext,
     """Build the source from ``config`` and run it on ``ctx`` until ``until(ctx)`` holds (then it
     is cancelled, as the daemon stops it) or ``run`` raises or returns; ``meanwhile(ctx)`` runs
     beside it (break and repair the API). Returns what ``run`` raised (a ``SourceCrashed``
-    included), else None. Fails (``TimeoutError``) after ``timeout`` seconds."""
+    included), else None. Fails (an ``AssertionError`` saying what the source did) after
+    ``timeout`` seconds."""
     source = build_polling_source(config, ctx.name)
     raised: list[BaseException] = []
 
