@@ -45,16 +45,32 @@ def build_context(name: str = "component", config_dir: str = ".", kind: str = "s
     return BuildContext(name=name, config_dir=config_dir, log=logger(name), metrics=ComponentMetrics(name, kind))
 
 
-class RecordingAcks:
+class RecordedPauses:
+    """``pause``/``resume`` as a component's test double records them: ``paused`` (the reason, while
+    paused) and ``pauses`` (the reason of each pause that began)."""
+
+    def __init__(self) -> None:
+        self.paused: str | None = None
+        self.pauses: list[str] = []
+
+    def pause(self, reason: str) -> None:
+        if self.paused is None:
+            self.pauses.append(reason)
+        self.paused = reason
+
+    def resume(self) -> None:
+        self.paused = None
+
+
+class RecordingAcks(RecordedPauses):
     """``connector.Acks`` that records what a sink answered for each envelope."""
 
     def __init__(self, sink: str = "sink"):
+        super().__init__()
         self.sink = sink
         self.acked: list[Envelope] = []
         self.dead: list[tuple[Envelope, str]] = []
         self.errors: list[tuple[str, str]] = []  # (kind, reason)
-        self.paused: str | None = None
-        self.pauses: list[str] = []
 
     async def ack(self, envelopes: Iterable[Envelope]) -> None:
         self.acked.extend(envelopes)
@@ -64,14 +80,6 @@ class RecordingAcks:
 
     def error(self, reason: str, kind: str) -> None:
         self.errors.append((kind, reason))
-
-    def pause(self, reason: str) -> None:
-        if self.paused is None:
-            self.pauses.append(reason)
-        self.paused = reason
-
-    def resume(self) -> None:
-        self.paused = None
 
     def answers(self) -> collections.Counter[str]:
         """How many times each envelope id was acknowledged or dead-lettered."""

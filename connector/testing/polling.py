@@ -21,14 +21,14 @@ import msgspec
 from ..buffer import NewRecord
 from ..components import PollingSource, SourceConfig
 from ..ingress.intake import Intake
-from .kit import build_context
+from .kit import RecordedPauses, build_context
 
 
 class SourceCrashed(Exception):
     """The crash a ``FakeSourceContext`` injects: as if the process died inside ``append``."""
 
 
-class FakeSourceContext:
+class FakeSourceContext(RecordedPauses):
     """``connector.SourceContext`` in memory: what was stored, the checkpoint, pauses and errors.
 
     ``crash_at=n`` makes the n-th append (counting from 1 over the context's life) raise
@@ -39,14 +39,13 @@ class FakeSourceContext:
 
     def __init__(self, name: str = "source", crash_at: int | None = None,
                  crash: Literal["before", "after"] = "before", checkpoint: bytes | None = None):
+        super().__init__()
         self.name = name
         self.crash_at = crash_at
         self.crash = crash
         self.records: list[NewRecord] = []
         self.saved: bytes | None = checkpoint
         self.appends = 0  # calls of append, crashed ones included
-        self.paused: str | None = None
-        self.pauses: list[str] = []
         self.errors: list[str] = []
 
     async def append(self, records: Sequence[Any], checkpoint: bytes | None = None) -> None:
@@ -66,14 +65,6 @@ class FakeSourceContext:
 
     def error(self, reason: str) -> None:
         self.errors.append(reason)
-
-    def pause(self, reason: str) -> None:
-        if self.paused is None:
-            self.pauses.append(reason)
-        self.paused = reason
-
-    def resume(self) -> None:
-        self.paused = None
 
     def describe(self) -> str:
         """What the source did with this context, for a failing test's message."""
