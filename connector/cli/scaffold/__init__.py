@@ -20,7 +20,6 @@ from ...errors import CommandError
 NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 PARTS = ("source", "mapper", "sink")
 CONTRACTS = {"source": "SourceContract", "mapper": "MapperContract", "sink": "SinkContract"}
-TEST_HELPERS = {"sink": ["FakeHTTPDestination"]}
 SUMMARIES = {"source": "a webhook source", "mapper": "a mapper to Segment", "sink": "an HTTP sink"}
 
 
@@ -45,8 +44,11 @@ def new_plugin(name: str, directory: str, parts: set[str], polling: bool = False
     # a template per part; the polling source has its own
     template_of = {part: f"polling_{part}" if polling and part == "source" else part for part in chosen}
     contracts = {**CONTRACTS, "source": "PollingSourceContract" if polling else "SourceContract"}
-    helpers = sorted({contracts[part] for part in chosen} | {h for part in chosen for h in TEST_HELPERS.get(part, [])}
-                     | ({"FakePagedAPI"} if polling else set()))
+    helpers = {contracts[part] for part in chosen}  # what the generated tests import from connector.testing
+    if "sink" in chosen:
+        helpers.add("FakeHTTPDestination")
+    if polling:
+        helpers.add("FakePagedAPI")
     summaries = {**SUMMARIES, "source": "a polling source" if polling else SUMMARIES["source"]}
     values = {
         "name": name, "env": name.upper(), "package": package, "distribution": root.name, "camel": camel,
@@ -54,7 +56,7 @@ def new_plugin(name: str, directory: str, parts: set[str], polling: bool = False
         "imports": "".join(f"from .{part} import {classes[part]}\n" for part in sorted(chosen)),
         "registrations": "".join(f"    registry.add({classes[part]})\n" for part in chosen),
         "test_imports": "".join(f"from {package}.{part} import {classes[part]}\n" for part in sorted(chosen)),
-        "test_helpers": ", ".join(helpers),
+        "test_helpers": ", ".join(sorted(helpers)),
         "mapper_input": name if "source" in parts else "your_source",
         "sink_input": f"{name}_segment" if "mapper" in parts else name if "source" in parts else "your_mapper",
         "summary": ", ".join(summaries[part] for part in chosen),
