@@ -44,7 +44,7 @@ def main_process(config: Config, signals: bool = True) -> Daemon:
     taps = TapHub()
     delivery: LocalDelivery | RemoteDelivery
     if config.delivery_process:
-        delivery = RemoteDelivery(config.path, list(config.sinks), buffer, config.service.shutdown_grace_seconds)
+        delivery = RemoteDelivery(config.path, config.service.shutdown_grace_seconds)
     else:
         delivery = LocalDelivery(buffer, sinks, taps)
     ingest = Ingest(config, buffer, sources, delivery, taps, public, admin)

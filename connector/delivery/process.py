@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -37,10 +37,8 @@ MAIN_PROCESS_POLL_SECONDS = 0.5
 class RemoteDelivery:
     """In the main process: the delivery process, started, watched and stopped; its sinks' states."""
 
-    def __init__(self, config_path: str, sinks: Sequence[str], buffer: Any, grace: float):
+    def __init__(self, config_path: str, grace: float):
         self.config_path = config_path
-        self.sinks = list(sinks)
-        self.buffer = buffer
         self.grace = grace
         self.reading_sinks: list[str] = []  # the delivery process keeps the cursors
         self.states: dict[str, SinkState] = {}
