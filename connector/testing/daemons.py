@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,8 +86,9 @@ class DaemonProcess(_Served):
         self.stderr_path = self.directory / "daemon.stderr"
 
     def start(self, timeout: float = 15.0) -> DaemonProcess:
-        """Start the daemon and wait until the admin listener's ``/healthz`` answers (both
-        listeners are bound before either serves; the public one may speak HTTPS)."""
+        """Start the daemon and wait until the admin listener's ``/healthz`` answers and the public
+        one takes connections (the public one may speak HTTPS): both, so that another process that
+        took one of its free ports meanwhile is not taken for it."""
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "connector", "run", "-c", str(self.config_path), *self.args],
@@ -96,11 +98,8 @@ class DaemonProcess(_Served):
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the daemon exited with {self.process.returncode}:\n{self.logs()}")
-            try:
-                if self.admin_get("/healthz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
+            if _healthy(self.admin_url) and _listening(self.port):
+                return self
             time.sleep(0.05)
         raise TimeoutError(f"the daemon did not serve within {timeout} s:\n{self.logs()}")
 
@@ -134,6 +133,23 @@ class DaemonProcess(_Served):
 
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+
+
+def _healthy(url: str) -> bool:
+    """Whether ``url``'s ``/healthz`` answers 200 (an HTTPS listener's certificate not verified)."""
+    try:
+        return httpx.get(url + "/healthz", timeout=0.5, verify=False).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _listening(port: int) -> bool:
+    """Whether something takes TCP connections on 127.0.0.1:``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
 
 
 class LocalDaemon(_Served):
