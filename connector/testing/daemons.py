@@ -18,13 +18,13 @@ import httpx
 import msgspec
 import structlog
 
-from .waiting import child_pids, free_port, wait_until
+from .waiting import child_pids, free_ports, wait_until
 
 
 def with_free_ports(config: str) -> tuple[str, int, int]:
     """``config`` with ``{port}`` and ``{admin_port}`` made free ports, and an ``[admin]`` table on
     its free port when the config has none (so daemons under test never meet on 8081)."""
-    port, admin_port = free_port(), free_port()
+    port, admin_port = free_ports(2)
     if not any(line.strip().startswith("[admin]") for line in config.splitlines()):
         config += "\n[admin]\nport = {admin_port}\n"
     return config.replace("{port}", str(port)).replace("{admin_port}", str(admin_port)), port, admin_port
