@@ -37,13 +37,15 @@ def signed(body: bytes) -> dict[str, str]:
 
 
 def raw_request(port: int, data: bytes, wait: float = 5.0) -> bytes:
+    """What the daemon answered ``data`` (it may answer and close before the whole of a huge request
+    is sent: the rest of the send then meets a reset, and the answer may be lost with it)."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
-        sock.sendall(data)
         chunks = []
         try:
+            sock.sendall(data)
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
-        except (TimeoutError, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError, BrokenPipeError):
             pass
         return b"".join(chunks)
 
