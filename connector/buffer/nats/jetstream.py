@@ -63,41 +63,6 @@ class UnsafeServer(Exception):
     """The server is below ``MIN_SERVER`` and ``allow_unsafe_server`` is off."""
 
 
-def _take_queued_at_once(sub: Any) -> None:
-    """Make ``fetch`` take the messages already queued for ``sub`` without a task each.
-
-    nats-py's ``fetch`` gathers a batch with ``Subscription.next_msg`` once a message, which makes
-    two tasks (its own, and ``asyncio.wait_for``'s) and a uuid4 every time: most of the delivery
-    side's CPU in NATS mode. This ``next_msg`` returns a queued message at once and waits (with a
-    timeout) only when none is queued; otherwise it does what nats-py's does.
-    """
-    queue = sub._pending_queue
-
-    async def next_msg(timeout: float | None = 1.0) -> Any:
-        if sub._conn.is_closed:
-            raise nats.errors.ConnectionClosedError
-        try:
-            msg = queue.get_nowait()
-        except asyncio.QueueEmpty:
-            waiting = asyncio.ensure_future(asyncio.wait_for(queue.get(), timeout))
-            sub._pending_next_msgs_calls[id(waiting)] = waiting  # cancelled by nats-py when it closes
-            try:
-                msg = await waiting
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                if sub._conn.is_closed:
-                    raise nats.errors.ConnectionClosedError from None
-                if waiting.cancelled():
-                    raise
-                raise nats.errors.TimeoutError from None
-            finally:
-                sub._pending_next_msgs_calls.pop(id(waiting), None)
-        sub._pending_size -= len(msg.data)
-        queue.task_done()
-        return msg
-
-    sub.next_msg = next_msg
-
-
 def _token(name: str) -> str:
     """A name as one subject token."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
@@ -217,10 +182,8 @@ class NatsBuffer(Buffer):
 
     async def _consumer(self, sink: str) -> Any:
         config = self._consumer_config(sink)
-        psub = await self._js.pull_subscribe(f"{self.stream}.records.>", durable=config.durable_name,
+        return await self._js.pull_subscribe(f"{self.stream}.records.>", durable=config.durable_name,
                                              stream=self.stream, config=config)
-        _take_queued_at_once(psub._sub)
-        return psub
 
     async def keep_for(self, sinks: Sequence[str]) -> None:
         """Declare each sink's durable consumer: with interest retention, a record stored while a
