@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--skip-jq", action="store_true")
     parser.add_argument("--console", action="store_true", help="add 3c: the default with the console open")
     parser.add_argument("--only-sqlite", action="store_true", help="only the ceiling, the peer, 3 (and 3c)")
+    parser.add_argument("--only-nats", action="store_true", help="only the ceiling, the peer, 3, 4 and 4d")
     parser.add_argument("--record", action="store_true", help="write the figures into bench/README.md")
     args = parser.parse_args()
     presigned = Path(tempfile.mkdtemp(prefix="connector-bench-")) / "presigned.tsv"
@@ -177,14 +178,14 @@ def main() -> None:
     buffers = [("3 connector, sqlite buffer (default)", 'type = "sqlite"', "", None)]
     if args.console:
         buffers.append(("3c connector, sqlite, console open", 'type = "sqlite"', "", "console"))
-    if not args.only_sqlite:
+    if not (args.only_sqlite or args.only_nats):
         buffers.append(("3b connector, sqlite, one process", 'type = "sqlite"\n\n[service]\ndelivery_process = false',
                         "", None))
-    if not args.skip_jq and not args.only_sqlite:  # the same two messages from a jq program (jq_mapper.py's tuned one)
+    if not (args.skip_jq or args.only_sqlite or args.only_nats):  # the same two messages from a jq program (jq_mapper.py's tuned one)
         from jq_mapper import TUNED
 
         buffers.append(("3j connector, sqlite, jq mapper", 'type = "sqlite"', "", TUNED))
-    if not args.skip_tls and not args.only_sqlite:
+    if not (args.skip_tls or args.only_sqlite or args.only_nats):
         cert, key = certificate(presigned.parent)
         buffers.append(("3t connector, sqlite, HTTPS", 'type = "sqlite"', f'tls_cert = "{cert}"\ntls_key = "{key}"\n',
                         None))
@@ -193,8 +194,10 @@ def main() -> None:
         nats_url = args.nats_url
         if nats_url is None:
             nats_process, nats_url = start_nats()
-        buffers.append(("4 connector, nats buffer",
-                        f'type = "nats"\nurl = "{nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"', "", None))
+        for name, service in (("4 connector, nats buffer", ""),
+                              ("4d connector, nats, delivery_process", "\n\n[service]\ndelivery_process = true")):
+            buffers.append((name, f'type = "nats"\nurl = "{nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"'
+                            + service, "", None))
     for name, buffer, tls, program in buffers:
         fake_process, fake_url = start_fake_segment()
         try:

@@ -14,7 +14,8 @@ import pytest
 
 from connector.buffer.base import NewRecord
 from connector.buffer.nats import NatsBufferConfig
-from connector.buffer.nats.jetstream import NatsBuffer
+from connector.buffer.nats.jetstream import FETCH_TIMEOUT_SECONDS, NatsBuffer
+from connector.buffer.nats.pull import MARGIN_SECONDS
 from connector.ids import canonical, message_id, record_id
 from connector.testing import wait_until
 from support.nats_server import DEBIAN, NatsServer, available
@@ -320,8 +321,9 @@ def test_a_stalled_consumer_is_shown_and_bound_again_and_a_paused_one_is_shown(n
             assert sorted(r.id for r in got) == ["events-0", "events-1", "events-2"]
             await buffer.ack("out", [r.seq for r in got])
 
+            await anyio.sleep(FETCH_TIMEOUT_SECONDS + MARGIN_SECONDS)  # the last read's request has ended
+            await buffer._subs["out"].stop()  # the client's binding breaks: fetches get nothing
             await buffer.append([NewRecord("events-late", "events", 1.0, b'{"a":9}')])
-            await buffer._subs["out"].unsubscribe()  # the client's binding breaks: fetches get nothing
             assert await asked_until(buffer, lambda: "bound again" in buffer.stalls().get("out", "")) == []
             got = await asked_until(buffer, lambda: not buffer.stalls())  # the new binding hands it out
             assert [r.id for r in got] == ["events-late"]

@@ -23,7 +23,6 @@ unless ``allow_unsafe_server``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import re
@@ -39,11 +38,13 @@ import nats.js.errors
 from nats.js import api
 
 from ...backoff import full_jitter
-from ...errors import BufferFull, BufferUnavailable
+from ...errors import BufferUnavailable
 from ...logging import logger
 from ...paths import resolve
 from ...records import DeadLetter, Record
 from ..base import Buffer, NewRecord
+from .publish import AckedPublisher
+from .pull import PullConsumer
 from .settings import NatsSettings
 
 HEADER_SOURCE = "Connector-Source"
@@ -81,7 +82,9 @@ class NatsBuffer(Buffer):
         self.log = logger("buffer")
         self._nc: Any = None
         self._js: Any = None
-        self._subs: dict[str, Any] = {}
+        self._publisher: AckedPublisher | None = None
+        self._subs: dict[str, PullConsumer] = {}
+        self._refusals: dict[str, str | None] = {}
         self._held: dict[str, dict[int, Any]] = {}
         self._pending: dict[str, int] = {}
         self._asked_at: dict[str, float] = {}  # when the sink last fetched (it is not paused)
@@ -126,6 +129,8 @@ class NatsBuffer(Buffer):
         self._check_server()
         self._js = self._nc.jetstream()
         await self._ensure_streams()
+        self._publisher = AckedPublisher(self._nc)
+        await self._publisher.start()
         for sink in sinks:
             self._subs[sink] = await self._consumer(sink)
             self._held[sink] = {}
@@ -175,15 +180,24 @@ class NatsBuffer(Buffer):
             await self._js.add_stream(config)
 
     def _consumer_config(self, sink: str) -> api.ConsumerConfig:
-        return api.ConsumerConfig(durable_name=f"{self.stream}_{_token(sink)}", ack_policy=api.AckPolicy.EXPLICIT,
+        return api.ConsumerConfig(durable_name=self._durable(sink), ack_policy=api.AckPolicy.EXPLICIT,
                                   ack_wait=self.config.ack_wait_seconds, max_deliver=-1,
                                   max_ack_pending=MAX_ACK_PENDING, deliver_policy=api.DeliverPolicy.ALL,
                                   filter_subject=f"{self.stream}.records.>")
 
-    async def _consumer(self, sink: str) -> Any:
+    def _durable(self, sink: str) -> str:
+        return f"{self.stream}_{_token(sink)}"
+
+    async def _consumer(self, sink: str) -> PullConsumer:
         config = self._consumer_config(sink)
-        return await self._js.pull_subscribe(f"{self.stream}.records.>", durable=config.durable_name,
-                                             stream=self.stream, config=config)
+        durable = self._durable(sink)
+        try:
+            await self._js.consumer_info(self.stream, durable)
+        except nats.js.errors.NotFoundError:
+            await self._js.add_consumer(self.stream, config)
+        consumer = PullConsumer(self._nc, self.stream, durable)
+        await consumer.start()
+        return consumer
 
     async def keep_for(self, sinks: Sequence[str]) -> None:
         """Declare each sink's durable consumer: with interest retention, a record stored while a
@@ -196,13 +210,25 @@ class NatsBuffer(Buffer):
 
     async def close(self) -> None:
         with anyio.CancelScope(shield=True):
-            for held in self._held.values():
-                for msg in held.values():
-                    with contextlib.suppress(Exception):
-                        await msg.nak()
-                held.clear()
+            for sink in self._subs:
+                await self._nak_all(sink)
             await self._close_connection()
         self.notify()
+
+    def _unread(self, sink: str) -> list[Any]:
+        """The sink's messages delivered to this daemon: held by the sink, and arrived unread."""
+        return [*self._held[sink].values(), *self._subs[sink].arrived]
+
+    async def _nak_all(self, sink: str) -> None:
+        """Hand back what this daemon holds of the sink's: JetStream redelivers it at once, in order."""
+        messages = self._unread(sink)
+        self._held[sink] = {}
+        self._subs[sink].arrived.clear()
+        for msg in messages:
+            try:
+                await msg.nak()
+            except (OSError, nats.errors.Error) as exc:  # redelivered after ack_wait instead
+                self.log.warning("nats nak failed", sink=sink, error=type(exc).__name__)
 
     async def _close_connection(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -235,8 +261,8 @@ class NatsBuffer(Buffer):
     async def _extend_held(self) -> None:
         while True:
             await anyio.sleep(self.config.ack_wait_seconds / 3)
-            for held in self._held.values():
-                for msg in list(held.values()):
+            for sink in self._subs:
+                for msg in self._unread(sink):
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
 
@@ -263,8 +289,8 @@ class NatsBuffer(Buffer):
         """The sink's lag from its consumer on the server (not from the last message fetched)."""
         with contextlib.suppress(OSError, TimeoutError, nats.errors.Error, nats.js.errors.Error):
             with anyio.fail_after(PROBE_SECONDS):
-                consumer = await self._js.consumer_info(self.stream, f"{self.stream}_{_token(sink)}")
-            self._pending[sink] = consumer.num_pending + consumer.num_ack_pending - len(self._held[sink])
+                consumer = await self._js.consumer_info(self.stream, self._durable(sink))
+            self._pending[sink] = consumer.num_pending + consumer.num_ack_pending - len(self._unread(sink))
             await self._watch_for_stall(sink, consumer)
 
     async def _watch_for_stall(self, sink: str, consumer: Any) -> None:
@@ -291,7 +317,8 @@ class NatsBuffer(Buffer):
         self.log.error("a sink's nats consumer stalled; binding it again", sink=sink, consumer=consumer.name,
                        pending=consumer.num_pending, silent_seconds=round(silent))
         with contextlib.suppress(Exception):
-            await self._subs[sink].unsubscribe()
+            await self._subs[sink].stop()
+        await self._nak_all(sink)
         self._subs[sink] = await self._consumer(sink)
         self._handed_at[sink] = now  # the new binding gets stall_seconds of its own
 
@@ -304,29 +331,19 @@ class NatsBuffer(Buffer):
             self.healthy = False
             raise BufferUnavailable("nats is not connected")
         timeout = self.config.publish_timeout_seconds
-        futures: list[Any] = []
+        assert self._publisher is not None
         try:
-            # asyncio's own timeout (a timer), not a cancel scope of anyio's: this runs once a request.
-            # Within it, nats-py waits for a pending slot without a timer of its own (wait_stall=None:
-            # its asyncio.wait_for made a task a record).
-            async with asyncio.timeout(timeout):
-                for r in records:
-                    futures.append(await self._js.publish_async(f"{self.stream}.records.{_token(r.source)}", r.body,
-                                                                headers=self._headers(r)))
-                for future in futures:
-                    await future
-                if checkpoint is not None:
+            await self._publisher.publish([(f"{self.stream}.records.{_token(r.source)}", r.body, self._headers(r))
+                                           for r in records], timeout)
+            if checkpoint is not None:
+                with anyio.fail_after(timeout):
                     await self._kv.put(_kv_key(checkpoint[0]), checkpoint[1])
         except TimeoutError:
-            for future in futures:
-                future.cancel()  # frees its pending slot; a late ack is harmless (the record id deduplicates)
             self.healthy = False
             raise BufferUnavailable(f"nats did not acknowledge within {timeout:g} s (publish_timeout_seconds): "
                                     "the stream has no leader or no quorum now") from None
         except nats.js.errors.APIError as exc:
-            if "maximum bytes" in str(exc).lower() or getattr(exc, "err_code", None) == 10054:
-                raise BufferFull("the nats stream holds its limit of bytes") from None
-            raise BufferUnavailable(f"nats refused the records: {exc}") from exc
+            raise BufferUnavailable(f"nats refused the checkpoint: {exc}") from exc
         except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
             raise BufferUnavailable(f"nats could not store the records: {type(exc).__name__}") from exc
         self.healthy = True
@@ -341,14 +358,18 @@ class NatsBuffer(Buffer):
 
     async def read(self, sink: str, limit: int) -> list[Record]:
         self._asked_at[sink] = time.monotonic()
+        consumer = self._subs[sink]
         try:
-            messages = await self._subs[sink].fetch(batch=limit, timeout=FETCH_TIMEOUT_SECONDS)
-        except (nats.errors.TimeoutError, TimeoutError):
-            return []
-        except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
+            messages = await consumer.fetch(limit, FETCH_TIMEOUT_SECONDS)
+        except (OSError, nats.errors.Error) as exc:
             self.log.warning("nats fetch failed", sink=sink, error=type(exc).__name__)
             await anyio.sleep(FETCH_TIMEOUT_SECONDS)
             return []
+        if consumer.refusal != self._refusals.get(sink):
+            self._refusals[sink] = consumer.refusal
+            if consumer.refusal is not None:
+                self.log.warning("nats ended a fetch of the sink's consumer; asking again", sink=sink,
+                                 status=consumer.refusal)
         if messages:
             self._handed_at[sink] = time.monotonic()
             self._stalls.pop(sink, None)
@@ -378,12 +399,7 @@ class NatsBuffer(Buffer):
                     self.log.warning("nats ack failed", sink=sink, error=type(exc).__name__)
 
     async def rewind(self, sink: str) -> None:
-        held, self._held[sink] = self._held[sink], {}
-        for msg in held.values():  # redelivered by JetStream at once, in order, with their ids
-            try:
-                await msg.nak()
-            except (OSError, nats.errors.Error) as exc:  # redelivered after ack_wait instead
-                self.log.warning("nats nak failed", sink=sink, error=type(exc).__name__)
+        await self._nak_all(sink)
 
     async def dead_letter(self, sink: str, record: Record, reason: str, attempts: int) -> None:
         headers = {HEADER_SINK: sink, HEADER_REASON: " ".join(reason.split())[:4000], HEADER_ATTEMPTS: str(attempts),
@@ -398,7 +414,7 @@ class NatsBuffer(Buffer):
             raise BufferUnavailable(f"cannot store the dead letter in nats: {type(exc).__name__}") from exc
 
     def lag(self) -> dict[str, int]:
-        return {sink: max(0, self._pending[sink]) + len(self._held[sink]) for sink in self._subs}
+        return {sink: max(0, self._pending[sink]) + len(self._unread(sink)) for sink in self._subs}
 
     # checkpoints and dead letters --------------------------------------------------------------
     async def checkpoint(self, name: str) -> bytes | None:
