@@ -28,7 +28,8 @@ def run(name: str, buffer: str, nats_pid: int | None, seconds: int, env: dict) -
     fake, fake_url = start_fake_segment()
     daemon = start_daemon(CONNECTOR % (buffer, SECRET, fake_url))
     try:
-        pids = {"daemon": family(daemon.process.pid), "fake Segment": [fake.pid]}
+        main_pid = daemon.process.pid
+        pids = {"daemon": family(main_pid), "main process": [main_pid], "fake Segment": [fake.pid]}
         if nats_pid is not None:
             pids["nats-server"] = [nats_pid]
         before = {key: cpu_seconds(value) for key, value in pids.items()}
@@ -43,7 +44,8 @@ def run(name: str, buffer: str, nats_pid: int | None, seconds: int, env: dict) -
         arrived, took = wait_drained(fake_url, 2 * accepted, load["started"])
         deliveries = max(arrived // 2, 1)
         return [name, accepted / seconds, arrived / 2 / max(took, seconds),
-                *(used.get(key, 0.0) * 1e6 / deliveries for key in ("daemon", "nats-server", "fake Segment", "wrk")),
+                *(used.get(key, 0.0) * 1e6 / deliveries
+                  for key in ("daemon", "main process", "nats-server", "fake Segment", "wrk")),
                 idle / (os.cpu_count() * seconds)]
     finally:
         daemon.stop()
@@ -60,13 +62,17 @@ def main() -> None:
     env = {"PRESIGNED": str(presigned), "WRK_THREADS": "2"}
     nats, nats_url = start_nats()
     try:
+        nats_buffer = f'type = "nats"\nurl = "{nats_url}"\nstream = "split_{{}}"'
         rows = [run("sqlite (default)", 'type = "sqlite"', None, args.seconds, env),
-                run("nats, R1", f'type = "nats"\nurl = "{nats_url}"\nstream = "split_{uuid.uuid4().hex[:8]}"',
+                run("nats, one process", nats_buffer.format(uuid.uuid4().hex[:8]), nats.pid, args.seconds, env),
+                run("nats, delivery_process = true",
+                    nats_buffer.format(uuid.uuid4().hex[:8]) + "\n\n[service]\ndelivery_process = true",
                     nats.pid, args.seconds, env)]
     finally:
         nats.terminate()
         nats.wait()
-    print(table(["buffer", "accepted/s", "delivered/s", "daemon µs/delivery", "nats-server µs", "fake Segment µs",
+    print(table(["buffer", "accepted/s", "delivered/s", "daemon µs/delivery", "its main process µs", "nats-server µs",
+                 "fake Segment µs",
                  "wrk µs", "machine idle"], rows))
 
 

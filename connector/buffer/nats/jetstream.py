@@ -24,11 +24,12 @@ unless ``allow_unsafe_server``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import re
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -43,8 +44,8 @@ from ...logging import logger
 from ...paths import resolve
 from ...records import DeadLetter, Record
 from ..base import Buffer, NewRecord
-from .publish import AckedPublisher
-from .pull import PullConsumer
+from .publish import AckedPublisher, Message
+from .pull import PullConsumer, stream_sequence
 from .settings import NatsSettings
 
 HEADER_SOURCE = "Connector-Source"
@@ -83,6 +84,7 @@ class NatsBuffer(Buffer):
         self._nc: Any = None
         self._js: Any = None
         self._publisher: AckedPublisher | None = None
+        self._subjects: dict[str, str] = {}  # a source's records' subject
         self._subs: dict[str, PullConsumer] = {}
         self._refusals: dict[str, str | None] = {}
         self._held: dict[str, dict[int, Any]] = {}
@@ -129,7 +131,7 @@ class NatsBuffer(Buffer):
         self._check_server()
         self._js = self._nc.jetstream()
         await self._ensure_streams()
-        self._publisher = AckedPublisher(self._nc)
+        self._publisher = AckedPublisher(self._nc, c.publish_timeout_seconds)
         await self._publisher.start()
         for sink in sinks:
             self._subs[sink] = await self._consumer(sink)
@@ -327,27 +329,49 @@ class NatsBuffer(Buffer):
 
     # records ---------------------------------------------------------------------------------
     async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
-        if self._nc is None or not self._nc.is_connected:
+        if self._publisher is None or not self._nc.is_connected:
             self.healthy = False
             raise BufferUnavailable("nats is not connected")
         timeout = self.config.publish_timeout_seconds
-        assert self._publisher is not None
         try:
-            await self._publisher.publish([(f"{self.stream}.records.{_token(r.source)}", r.body, self._headers(r))
-                                           for r in records], timeout)
+            await self._publisher.publish(self._messages(records))
             if checkpoint is not None:
                 with anyio.fail_after(timeout):
                     await self._kv.put(_kv_key(checkpoint[0]), checkpoint[1])
         except TimeoutError:
-            self.healthy = False
-            raise BufferUnavailable(f"nats did not acknowledge within {timeout:g} s (publish_timeout_seconds): "
-                                    "the stream has no leader or no quorum now") from None
+            raise self._timed_out() from None
         except nats.js.errors.APIError as exc:
             raise BufferUnavailable(f"nats refused the checkpoint: {exc}") from exc
         except (OSError, nats.errors.Error, nats.js.errors.Error) as exc:
             raise BufferUnavailable(f"nats could not store the records: {type(exc).__name__}") from exc
-        self.healthy = True
-        self.notify()
+        self.healthy = True  # no notify(): a read waits on the server, not on ``wait``
+
+    def append_soon(self, records: Sequence[NewRecord], done: Callable[[BaseException | None], None]) -> bool:
+        if self._publisher is None or not self._nc.is_connected:
+            return False  # ``append`` says why
+        self._publisher.publish_soon(self._messages(records), functools.partial(self._published, done))
+        return True
+
+    def _published(self, done: Callable[[BaseException | None], None], error: BaseException | None) -> None:
+        if error is None:
+            self.healthy = True
+        elif isinstance(error, TimeoutError):
+            error = self._timed_out()
+        done(error)
+
+    def _timed_out(self) -> BufferUnavailable:
+        self.healthy = False
+        return BufferUnavailable(f"nats did not acknowledge within {self.config.publish_timeout_seconds:g} s "
+                                 "(publish_timeout_seconds): the stream has no leader or no quorum now")
+
+    def _messages(self, records: Sequence[NewRecord]) -> list[Message]:
+        return [(self._subject(r.source), r.body, self._headers(r)) for r in records]
+
+    def _subject(self, source: str) -> str:
+        subject = self._subjects.get(source)
+        if subject is None:
+            subject = self._subjects[source] = f"{self.stream}.records.{_token(source)}"
+        return subject
 
     @staticmethod
     def _headers(record: NewRecord) -> dict[str, str]:
@@ -376,8 +400,7 @@ class NatsBuffer(Buffer):
         held = self._held[sink]
         records = []
         for msg in messages:
-            meta = msg.metadata
-            seq = meta.sequence.stream
+            seq = stream_sequence(msg.reply)
             headers = msg.headers or {}
             held[seq] = msg
             record_id = headers.get(HEADER_RECORD_ID) or headers.get("Nats-Msg-Id", str(seq))
@@ -447,7 +470,7 @@ class NatsBuffer(Buffer):
             replayed = NewRecord(letter.record_id, letter.source, letter.received_at, letter.body, letter.sink)
             headers = self._headers(replayed) | {"Nats-Msg-Id": f"{letter.record_id}-replay-{letter.id}",
                                                  HEADER_RECORD_ID: letter.record_id}
-            await self._js.publish(f"{self.stream}.records.{_token(letter.source)}", letter.body, headers=headers)
+            await self._js.publish(self._subject(letter.source), letter.body, headers=headers)
             await self._js.delete_msg(self.dlq_stream, letter.id)
         return len(letters)
 

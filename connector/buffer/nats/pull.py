@@ -102,3 +102,12 @@ class PullConsumer:
         if status != EXPIRED:
             self.refusal = f"{status} {msg.headers.get('Description', '')}".strip()
         self._woken.set()
+
+
+def stream_sequence(reply: str) -> int:
+    """A delivered message's sequence in its stream, read from its ack subject: ``$JS.ACK.<stream>.
+    <consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>``, or with ``<domain>.<account
+    hash>`` before the stream and a token after (ADR-15; what nats-py's ``Msg.metadata`` reads, without
+    building it)."""
+    tokens = reply.split(".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
