@@ -16,6 +16,7 @@ from connector.buffer.base import NewRecord
 from connector.buffer.nats import NatsBufferConfig
 from connector.buffer.nats.jetstream import FETCH_TIMEOUT_SECONDS, NatsBuffer
 from connector.buffer.nats.pull import MARGIN_SECONDS
+from connector.errors import BufferFull
 from connector.ids import canonical, message_id, record_id
 from connector.testing import wait_until
 from support.nats_server import DEBIAN, NatsServer, available
@@ -113,6 +114,83 @@ def test_a_sender_retry_is_stored_once(nats_server):
         return [r.id for r in got]
 
     assert anyio.run(main) == ["events-abc", "events-def"]
+
+
+def test_a_full_stream_refuses_with_buffer_full_and_keeps_what_it_took(nats_server):
+    """``max_bytes`` reached (JetStream's discard-new refusal): the append that does not fit fails
+    with ``BufferFull`` by either path (awaited, or ``append_soon``'s callback); earlier records stay."""
+
+    async def main() -> tuple[list[str], list[BaseException | None], BaseException | None]:
+        buffer = NatsBuffer(NatsBufferConfig(url=nats_server.url, stream="small", max_bytes=4096), ".")
+        await buffer.open(["out"])
+        stored, outcomes = [], []
+        refused = None
+        for i in range(200):
+            record = NewRecord(f"events-{i}", "events", 1.0, b'{"pad":"%s"}' % (b"x" * 200))
+            try:
+                await buffer.append([record])
+            except BufferFull as exc:
+                refused = exc
+                break
+            stored.append(record.id)
+        done = anyio.Event()
+        assert buffer.append_soon([NewRecord("events-soon", "events", 1.0, record.body)],
+                                  lambda error: (outcomes.append(error), done.set()))
+        with anyio.fail_after(5):
+            await done.wait()
+        got = []
+        while batch := await buffer.read("out", 1000):
+            got += batch
+        await buffer.close()
+        assert [r.id for r in got] == stored
+        return stored, outcomes, refused
+
+    stored, outcomes, refused = anyio.run(main)
+    assert 0 < len(stored) < 200
+    assert isinstance(refused, BufferFull) and "limit of bytes" in str(refused)
+    assert len(outcomes) == 1 and isinstance(outcomes[0], BufferFull)
+
+
+def test_appends_answered_without_a_task_each_are_each_answered_once(nats_server):
+    """``append_soon`` (the ingress's path): many appends of one event-loop turn, each ``done``
+    called once with None, every record stored once; a stream that stops answering (its server
+    paused) makes each waiting append fail within ``publish_timeout_seconds``."""
+
+    async def main() -> tuple[dict[int, list], list[str], dict[int, list], float]:
+        buffer = NatsBuffer(NatsBufferConfig(url=nats_server.url, stream="soon", publish_timeout_seconds=1), ".")
+        await buffer.open(["out"])
+        outcomes: dict[int, list] = {i: [] for i in range(300)}
+        for i in range(300):
+            records = [NewRecord(f"events-{i}-{j}", "events", 1.0, b"{}") for j in range(i % 3 + 1)]
+            assert buffer.append_soon(records, outcomes[i].append)
+        with anyio.fail_after(5):
+            while any(not o for o in outcomes.values()):
+                await anyio.sleep(0.01)
+        ids: list[str] = []
+        while batch := await buffer.read("out", 1000):
+            ids += [r.id for r in batch]
+            await buffer.ack("out", [r.seq for r in batch])
+        nats_server.process.send_signal(signal.SIGSTOP)
+        await anyio.sleep(0.2)  # stopped by then: the signal is not a barrier
+        try:
+            late: dict[int, list] = {i: [] for i in range(5)}
+            started = time.monotonic()
+            for i in range(5):
+                buffer.append_soon([NewRecord(f"late-{i}", "events", 1.0, b"{}")], late[i].append)
+            with anyio.fail_after(5):
+                while any(not o for o in late.values()):
+                    await anyio.sleep(0.01)
+            took = time.monotonic() - started
+        finally:
+            nats_server.process.send_signal(signal.SIGCONT)
+        await buffer.close()
+        return outcomes, ids, late, took
+
+    outcomes, ids, late, took = anyio.run(main)
+    assert all(o == [None] for o in outcomes.values())
+    assert sorted(ids) == sorted(f"events-{i}-{j}" for i in range(300) for j in range(i % 3 + 1))
+    assert all(len(o) == 1 and "did not acknowledge within 1 s" in str(o[0]) for o in late.values()), late
+    assert took < 2.5
 
 
 DLQ = """

@@ -2,10 +2,11 @@
 
 Records are published to ``<stream>.records.<source>`` with ``Nats-Msg-Id`` set to the record id
 (JetStream's duplicate window drops a sender's retry) and each append returns once JetStream
-acknowledged every record. Each sink is one durable pull consumer shared by all daemons: a
-record is acked after delivery, its ack deadline extended while a sink holds it, nak'ed on
-shutdown so another daemon takes it at once, and terminated after a dead letter is stored in
-``<stream>_DLQ``. The records stream uses interest retention: a record leaves once every sink's
+acknowledged every record (``publish.py``: a turn's appends published together, each answered
+from its last ack). Each sink is one durable pull consumer shared by all daemons (``pull.py``:
+fetched over a subscription of our own): a record is acked after delivery, its ack deadline
+extended while this daemon holds it, nak'ed on shutdown so another daemon takes it at once, and
+terminated after a dead letter is stored in ``<stream>_DLQ``. The records stream uses interest retention: a record leaves once every sink's
 consumer acknowledged it. Polling sources' checkpoints live in the key-value bucket
 ``<stream>_checkpoints``, written after the page's records (a crash in between repeats the page,
 which the duplicate window drops).
