@@ -6,7 +6,8 @@
      process; 3b: all in one process, delivery_process = false; 3j: the Jebbit mapper replaced by
      jq_mapper.py's tuned jq program; 3t: the default over HTTPS, the listener's own TLS with a
      certificate made by trustme; 3c: the default with the web console open in a headless Chromium,
-     polling as it does, with --console); 4. connector, nats buffer.
+     polling as it does, with --console); 4. connector, nats buffer (one pinned nats-server, R1),
+     as configured by default (its sinks in a second process on 2+ cores too); 4b: in one process.
 wrk sends pre-signed, all-distinct deliveries over 64 connections for --seconds; Segment is a fast
 local fake. Counted as a user counts: deliveries (one request, one experience, two Segment
 messages). Prints accepted/s, delivered/s (deliveries whose two messages arrived, divided by the
@@ -146,7 +147,7 @@ def main() -> None:
     parser.add_argument("--skip-jq", action="store_true")
     parser.add_argument("--console", action="store_true", help="add 3c: the default with the console open")
     parser.add_argument("--only-sqlite", action="store_true", help="only the ceiling, the peer, 3 (and 3c)")
-    parser.add_argument("--only-nats", action="store_true", help="only the ceiling, the peer, 3, 4 and 4d")
+    parser.add_argument("--only-nats", action="store_true", help="only the ceiling, the peer, 3, 4 and 4b")
     parser.add_argument("--record", action="store_true", help="write the figures into bench/README.md")
     args = parser.parse_args()
     presigned = Path(tempfile.mkdtemp(prefix="connector-bench-")) / "presigned.tsv"
@@ -194,8 +195,8 @@ def main() -> None:
         nats_url = args.nats_url
         if nats_url is None:
             nats_process, nats_url = start_nats()
-        for name, service in (("4 connector, nats buffer", ""),
-                              ("4d connector, nats, delivery_process", "\n\n[service]\ndelivery_process = true")):
+        for name, service in (("4 connector, nats buffer (default)", ""),
+                              ("4b connector, nats, one process", "\n\n[service]\ndelivery_process = false")):
             buffers.append((name, f'type = "nats"\nurl = "{nats_url}"\nstream = "bench_{uuid.uuid4().hex[:8]}"'
                             + service, "", None))
     for name, buffer, tls, program in buffers:

@@ -41,8 +41,7 @@ class ServiceConfig(_Section, frozen=True):
     """``[service]``: logging, shutdown, and whether sinks run in a second process.
 
     ``delivery_process = "auto"`` (the default) runs them in a second process when the buffer
-    is sqlite and the machine gives this process two CPU cores or more; ``true`` also splits a
-    nats daemon (measured: no gain on 2 cores beside a nats-server, bench/README.md).
+    is sqlite or nats and the machine gives this process two CPU cores or more.
     """
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -138,7 +137,7 @@ class Config:
         """Whether the sinks run in a second process (``[service] delivery_process``, resolved)."""
         if self.service.delivery_process != "auto":
             return self.service.delivery_process
-        return self.buffer.__struct_config__.tag == "sqlite" and _usable_cpus() >= 2
+        return self.buffer.__struct_config__.tag in SHARED_BUFFERS and _usable_cpus() >= 2
 
     def path_of(self, path: str) -> str:
         """``path`` as written in the config (``~`` expanded), relative to the config file's directory."""

@@ -1,7 +1,7 @@
 """Each process assembles only what it runs.
 
-- one process (``delivery_process = false``, one CPU core, the memory buffer, or nats unless
-  ``delivery_process = true``): ingest and the sink pipelines;
+- one process (``delivery_process = false``, one CPU core, or the memory buffer): ingest and the
+  sink pipelines;
 - the main process of two: ingest, and the delivery process as ``RemoteDelivery``;
 - the delivery process: the sink pipelines, a control server for the main process, and a watch
   on the main process.

@@ -158,8 +158,9 @@ def test_cli_check_warns_about_a_memory_buffer(tmp_path):
 @pytest.mark.parametrize(("setting", "buffer", "cpus", "expected"), [
     ("", "", 2, True), ("", "", 1, False), ('delivery_process = "auto"', "", 4, True),
     ("", '[buffer]\ntype = "memory"\n', 4, False), ("delivery_process = false", "", 4, False),
-    ("delivery_process = true", "", 1, True)])
-def test_delivery_process_auto_needs_sqlite_and_two_cores(tmp_path, monkeypatch, setting, buffer, cpus, expected):
+    ("delivery_process = true", "", 1, True), ("", '[buffer]\ntype = "nats"\n', 2, True),
+    ("", '[buffer]\ntype = "nats"\n', 1, False)])
+def test_delivery_process_auto_needs_a_shared_buffer_and_two_cores(tmp_path, monkeypatch, setting, buffer, cpus, expected):
     import connector.config
 
     monkeypatch.setenv("TOKEN", "x")
