@@ -412,6 +412,56 @@ def test_a_stalled_consumer_is_shown_and_bound_again_and_a_paused_one_is_shown(n
     anyio.run(main)
 
 
+def test_a_deleted_consumer_is_declared_again_and_its_sink_reads_on(nats_server, capsys):
+    """Someone deletes a sink's durable consumer on the server: the fetch open then ends (409
+    Consumer Deleted, logged once, no tight loop of requests), the probe declares the consumer
+    again, and what is stored afterwards reaches the sink."""
+
+    async def main() -> tuple[list[str], int]:
+        buffer = NatsBuffer(NatsBufferConfig(url=nats_server.url, stream="gone"), ".")
+        await buffer.open(["out"])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(buffer.maintain)
+            await buffer.append([NewRecord("events-0", "events", 1.0, b"{}")])
+            got = await buffer.read("out", 10)
+            await buffer.ack("out", [r.seq for r in got])
+            consumer = buffer._subs["out"]
+            reading = anyio.Event()
+
+            async def read_while_deleted() -> None:
+                reading.set()
+                for _ in range(3):
+                    assert await buffer.read("out", 10) == []
+
+            tg.start_soon(read_while_deleted)
+            await reading.wait()
+            asked_before = consumer._requests
+            await buffer._js.delete_consumer("gone", "gone_out")
+            with anyio.fail_after(5):
+                while True:
+                    try:
+                        await buffer._js.consumer_info("gone", "gone_out")
+                        break
+                    except Exception:  # noqa: BLE001 - not declared again yet
+                        await anyio.sleep(0.1)
+            await buffer.append([NewRecord("events-1", "events", 1.0, b"{}")])
+            got = []
+            with anyio.fail_after(5):
+                while not got:
+                    got = await buffer.read("out", 10)
+            asked = consumer._requests - asked_before
+            tg.cancel_scope.cancel()
+        await buffer.close()
+        return [r.id for r in got], asked
+
+    ids, asked = anyio.run(main)
+    assert ids == ["events-1"]
+    assert asked < 20  # a request at most every fetch timeout, not a tight loop
+    out = capsys.readouterr().out
+    assert "a sink's nats consumer is gone from the server (deleted?); declaring it again" in out
+    assert out.count("nats ended a fetch of the sink's consumer") <= 1
+
+
 def test_records_stored_before_a_sink_reads_wait_for_it(nats_server):
     """Interest retention keeps a record only for the consumers that exist when it is stored: the
     main process of two declares every sink's consumer before it takes a webhook."""

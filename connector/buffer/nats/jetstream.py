@@ -291,10 +291,22 @@ class NatsBuffer(Buffer):
     async def _refresh_lag(self, sink: str) -> None:
         """The sink's lag from its consumer on the server (not from the last message fetched)."""
         with contextlib.suppress(OSError, TimeoutError, nats.errors.Error, nats.js.errors.Error):
-            with anyio.fail_after(PROBE_SECONDS):
-                consumer = await self._js.consumer_info(self.stream, self._durable(sink))
+            try:
+                with anyio.fail_after(PROBE_SECONDS):
+                    consumer = await self._js.consumer_info(self.stream, self._durable(sink))
+            except nats.js.errors.NotFoundError:
+                await self._declare_again(sink)
+                return
             self._pending[sink] = consumer.num_pending + consumer.num_ack_pending - len(self._unread(sink))
             await self._watch_for_stall(sink, consumer)
+
+    async def _declare_again(self, sink: str) -> None:
+        """The sink's consumer is gone from the server (deleted by someone): declare it again, so
+        its records are kept and handed out (from the stream's first record still held: some may
+        reach the sink twice, with the same ids)."""
+        self.log.error("a sink's nats consumer is gone from the server (deleted?); declaring it again: records "
+                       "still in the stream are handed out again (same ids)", sink=sink, consumer=self._durable(sink))
+        await self._js.add_consumer(self.stream, self._consumer_config(sink))
 
     async def _watch_for_stall(self, sink: str, consumer: Any) -> None:
         """A stall: records wait to be handed out (and the consumer may hand them out), the sink

@@ -64,9 +64,9 @@ class PullConsumer:
             await asyncio.sleep(timeout)
             return []
         if not self.arrived:
+            self._woken.clear()  # before asking: what arrives meanwhile wakes the wait below
             if self._open is None or time.monotonic() > self._open_until:
                 await self._ask(limit, timeout)
-            self._woken.clear()
             try:
                 async with asyncio.timeout(max(self._open_until - time.monotonic(), 0.0)):
                     await self._woken.wait()
