@@ -1,8 +1,9 @@
 """Where the two cores go in NATS mode: the whole path's load (``whole_path.py``'s pre-signed
 Jebbit deliveries, wrk, 64 connections) on the daemon with the nats buffer (one pinned
 nats-server, R1), with the CPU seconds of each process over the run: the daemon's, nats-server's,
-the fake Segment's and wrk's, per delivery, and the machine's idle share. The same for the default
-sqlite daemon beside it, in the same run.
+the fake Segment's and wrk's, per delivery (the daemon's main process apart), and the machine's
+idle share; the default (on 2+ cores, sinks in a second process) and one process. The same for
+the default sqlite daemon beside it, in the same run.
 """
 
 from __future__ import annotations
@@ -64,9 +65,10 @@ def main() -> None:
     try:
         nats_buffer = f'type = "nats"\nurl = "{nats_url}"\nstream = "split_{{}}"'
         rows = [run("sqlite (default)", 'type = "sqlite"', None, args.seconds, env),
-                run("nats, one process", nats_buffer.format(uuid.uuid4().hex[:8]), nats.pid, args.seconds, env),
-                run("nats, delivery_process = true",
-                    nats_buffer.format(uuid.uuid4().hex[:8]) + "\n\n[service]\ndelivery_process = true",
+                run("nats (default, two processes)", nats_buffer.format(uuid.uuid4().hex[:8]), nats.pid, args.seconds,
+                    env),
+                run("nats, one process",
+                    nats_buffer.format(uuid.uuid4().hex[:8]) + "\n\n[service]\ndelivery_process = false",
                     nats.pid, args.seconds, env)]
     finally:
         nats.terminate()

@@ -128,7 +128,8 @@ class NatsBuffer(Buffer):
             token=c.token, user_credentials=self._path(c.creds_file), tls=self._tls(),
             connect_timeout=c.connect_timeout_seconds, max_reconnect_attempts=-1, allow_reconnect=True,
             disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
-            error_cb=self._error, name="connector")
+            error_cb=self._error, name="connector",
+            skip_subject_validation=True)  # every subject is made here of checked tokens, or the server's
         self._check_server()
         self._js = self._nc.jetstream()
         await self._ensure_streams()
