@@ -109,6 +109,13 @@ def test_a_sender_retry_is_stored_once(nats_server):
         got = await buffer.read("out", 10)
         await buffer.ack("out", [r.seq for r in got])
         assert await buffer.checkpoint("source:p") == b"cursor-7"
+        with anyio.fail_after(2):  # a poll that found nothing new moves the position alone, at once
+            await buffer.append([], checkpoint=("source:p", b"cursor-8"))
+        assert await buffer.checkpoint("source:p") == b"cursor-8"
+        answered = anyio.Event()
+        assert buffer.append_soon([], lambda error: answered.set() if error is None else None)
+        with anyio.fail_after(2):
+            await answered.wait()
         assert await buffer.checkpoint("source:other") is None
         await buffer.close()
         return [r.id for r in got]

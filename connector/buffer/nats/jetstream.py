@@ -6,10 +6,10 @@ acknowledged every record (``publish.py``: a turn's appends published together, 
 from its last ack). Each sink is one durable pull consumer shared by all daemons (``pull.py``:
 fetched over a subscription of our own): a record is acked after delivery, its ack deadline
 extended while this daemon holds it, nak'ed on shutdown so another daemon takes it at once, and
-terminated after a dead letter is stored in ``<stream>_DLQ``. The records stream uses interest retention: a record leaves once every sink's
-consumer acknowledged it. Polling sources' checkpoints live in the key-value bucket
-``<stream>_checkpoints``, written after the page's records (a crash in between repeats the page,
-which the duplicate window drops).
+terminated after a dead letter is stored in ``<stream>_DLQ``. The records stream uses interest
+retention: a record leaves once every sink's consumer acknowledged it. Polling sources'
+checkpoints live in the key-value bucket ``<stream>_checkpoints``, written after the page's
+records (a crash in between repeats the page, which the duplicate window drops).
 
 Durability comes from replication: a single server acknowledges before it syncs to disk, so run
 production with ``replicas = 3``. Every append is answered within ``publish_timeout_seconds``

@@ -58,6 +58,8 @@ class AckedPublisher:
         future = asyncio.get_running_loop().create_future()
 
         def done(error: BaseException | None) -> None:
+            if future.done():  # its waiter was cancelled
+                return
             if error is None:
                 future.set_result(None)
             else:
@@ -69,6 +71,9 @@ class AckedPublisher:
     def publish_soon(self, messages: Sequence[Message], done: Done) -> None:
         """Queue ``messages`` for this turn's publish; ``done(None)`` once all are acknowledged,
         ``done(error)`` otherwise, called once, on the event loop."""
+        if not messages:
+            asyncio.get_running_loop().call_soon(done, None)
+            return
         append = _Append([str(next(self._tokens)) for _ in messages], done)
         for token in append.tokens:
             self._waiting[token] = append
