@@ -7,12 +7,13 @@ admin listener is trusted by its own certificate (``admin.tls_cert``), whatever 
 from __future__ import annotations
 
 import ssl
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import ConnectorError
+
+if TYPE_CHECKING:  # httpx is imported by the commands that call a daemon, not by ``connector run``
+    import httpx
 
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 

@@ -7,7 +7,6 @@ hammered in a tight loop.
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 
@@ -32,6 +31,8 @@ def retry_after_seconds(value: str | None, cap: float, now: float | None = None)
         seconds = float(value)
     except ValueError:
         try:
+            import email.utils  # here: the date form is rare, and the module slow to import
+
             moment = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import httpx
-
 from .admin_client import admin_url, client_options
 from .components import MapperConfig, SinkConfig, SourceConfig
 from .config import Component, Config, ConfigT, load_config
@@ -78,6 +76,8 @@ class CommandContext:
     def daemon_status(self, config: ConfigView, timeout: float = 5.0) -> dict[str, Any] | None:
         """The running daemon's admin ``/status`` document, or None when nothing answers there
         (or it refused this config's ``admin.token``)."""
+        import httpx  # here: ``connector run`` does not need it
+
         try:
             response = httpx.get(admin_url(config._config, "/status"), timeout=timeout,
                                  **client_options(config._config))

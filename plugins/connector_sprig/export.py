@@ -14,13 +14,15 @@ the key works; 429, 5xx, timeouts and network errors back off, honouring ``Retry
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-import httpx
 import msgspec
 
 import connector
+
+if TYPE_CHECKING:  # imported when the source runs: every daemon loads this module with the plugin
+    import httpx
 
 RETRY_INITIAL_SECONDS = 0.5
 
@@ -87,6 +89,8 @@ class SprigExport(connector.PollingSource):
         saved = await ctx.checkpoint()
         window = msgspec.json.decode(saved, type=Window) if saved else Window(self.config.start or _now_ms())
         headers = {"authorization": f"Bearer {self.config.api_key}", "accept": "application/json"}
+        import httpx
+
         async with httpx.AsyncClient(timeout=self.config.timeout, headers=headers) as client:
             while True:
                 end = _now_ms() if window.end is None else window.end
@@ -129,6 +133,8 @@ class SprigExport(connector.PollingSource):
             params["cursor"] = window.cursor
         if self.config.with_snapshots:
             params["with_snapshots"] = "true"
+        import httpx
+
         started = time.perf_counter()
         try:
             response = await client.get(self.url, params=params)
