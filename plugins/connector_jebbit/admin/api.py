@@ -14,12 +14,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import msgspec
 
 import connector
+
+if TYPE_CHECKING:  # imported where a command calls out: every command line (``connector run`` too) builds this plugin's
+    import httpx
 
 from .resources import (
     Backfill,
@@ -104,6 +106,8 @@ class JebbitAPI:
     def __init__(self, credentials: Credentials, cache: TokenCache | None = None, timeout: float = 15.0):
         self.credentials = credentials
         self.cache = cache or TokenCache(credentials)
+        import httpx
+
         self.http = httpx.Client(timeout=timeout, headers={"user-agent": "connector"})
 
     def close(self) -> None:
@@ -189,6 +193,8 @@ class JebbitAPI:
         if self.credentials.business_id:
             headers["x-jebbit-business"] = self.credentials.business_id
         url = self.credentials.api_url + path
+        import httpx
+
         try:
             return self.http.request(method, url, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -203,6 +209,8 @@ class JebbitAPI:
             return cached
         request = {"client_id": self.credentials.client_id, "client_secret": self.credentials.client_secret,
                    "audience": "public-api", "grant_type": "client_credentials"}
+        import httpx
+
         try:
             response = self.http.post(self.credentials.auth_url, json=request)
         except httpx.HTTPError as exc:

@@ -13,8 +13,6 @@ import argparse
 import os
 import re
 
-import httpx
-
 import connector
 
 from .api import JebbitAPI
@@ -88,6 +86,8 @@ def setup(args: argparse.Namespace, ctx: connector.CommandContext, jebbit: Jebbi
 
 
 def _endpoint(public_url: str, path: str) -> str:
+    import httpx  # here: see api.py
+
     try:
         url = httpx.URL(public_url)
     except httpx.InvalidURL as exc:

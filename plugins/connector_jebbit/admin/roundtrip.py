@@ -13,8 +13,6 @@ import sys
 import time
 from typing import Any
 
-import httpx
-
 import connector
 
 from .api import JebbitAPI
@@ -142,6 +140,8 @@ class _NoAttributes:
 def _source_for(ctx: connector.CommandContext, config: connector.ConfigView, name: str | None, endpoint: str,
                 integration: str) -> str:
     """The jebbit source the integration's endpoint reaches (named, by path, or the only one)."""
+    import httpx  # here: see api.py
+
     path = httpx.URL(endpoint).path if endpoint else ""
     by_path = [n for n, c in config.sources.items() if isinstance(c, JebbitSourceConfig) and c.path == path]
     if name is None and len(by_path) == 1:
