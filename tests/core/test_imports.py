@@ -115,3 +115,16 @@ def test_a_config_class_without_build_is_refused_at_registration_naming_it():
     with pytest.raises(PluginError, match=r"plugin 'mine': mapper type 'forgetful' \(.*Forgetful\) does not "
                                           r"implement build\(self, ctx\)"):
         Registry().providing("mine", "connector-mine").add(Forgetful)
+
+
+def test_the_command_line_imports_no_client_library_until_a_command_needs_one():
+    """Every ``connector`` command, ``run`` included, builds the whole command line (the plugins'
+    commands too) and loads every plugin: none of them may import an HTTP, NATS or jq client at
+    that point (each costs a daemon process tens of ms at every start)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "connector", "--help"], capture_output=True,
+                            text=True, check=True)
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
+    assert imported & {"httpx", "aiohttp", "nats", "jq"} == set()
