@@ -16,7 +16,7 @@ from connector.buffer.base import NewRecord
 from connector.buffer.nats import NatsBufferConfig
 from connector.buffer.nats.jetstream import FETCH_TIMEOUT_SECONDS, NatsBuffer
 from connector.buffer.nats.pull import MARGIN_SECONDS
-from connector.errors import BufferFull
+from connector.errors import BufferFull, BufferUnavailable
 from connector.ids import canonical, message_id, record_id
 from connector.testing import wait_until
 from support.nats_server import DEBIAN, NatsServer, available
@@ -406,15 +406,26 @@ def test_a_stalled_consumer_is_shown_and_bound_again_and_a_paused_one_is_shown(n
             assert sorted(r.id for r in got) == ["events-0", "events-1", "events-2"]
             await buffer.ack("out", [r.seq for r in got])
 
+            await buffer.append([NewRecord("events-held", "events", 1.0, b'{"a":8}')])
+            held = await buffer.read("out", 10)
+            assert [r.id for r in held] == ["events-held"]  # the sink holds it (delivering) across the re-bind
             await anyio.sleep(FETCH_TIMEOUT_SECONDS + MARGIN_SECONDS)  # the last read's request has ended
             await buffer._subs["out"].stop()  # the client's binding breaks: fetches get nothing
             await buffer.append([NewRecord("events-late", "events", 1.0, b'{"a":9}')])
             assert await asked_until(buffer, lambda: "bound again" in buffer.stalls().get("out", "")) == []
             got = await asked_until(buffer, lambda: not buffer.stalls())  # the new binding hands it out
-            assert [r.id for r in got] == ["events-late"]
-            await buffer.ack("out", [r.seq for r in got])
+            got += await buffer.read("out", 10)
+            assert [r.id for r in got] == ["events-late"]  # not the held one again
+            await buffer.ack("out", [r.seq for r in held + got])
+            with anyio.fail_after(5):  # the held record's ack went through the old binding's reply subject
+                while (await buffer._js.consumer_info("stalls", "stalls_out")).num_ack_pending:
+                    await anyio.sleep(0.1)
             tg.cancel_scope.cancel()
         await buffer.close()
+        with pytest.raises(BufferUnavailable, match="closed"):
+            buffer.append_soon([NewRecord("events-after", "events", 1.0, b"{}")], lambda error: None)
+        with pytest.raises(BufferUnavailable, match="not connected"):
+            await buffer.append([NewRecord("events-after", "events", 1.0, b"{}")])
 
     anyio.run(main)
 

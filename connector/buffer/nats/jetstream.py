@@ -214,7 +214,9 @@ class NatsBuffer(Buffer):
 
     async def close(self) -> None:
         with anyio.CancelScope(shield=True):
-            for sink in self._subs:
+            for sink, consumer in self._subs.items():
+                with contextlib.suppress(Exception):
+                    await consumer.stop()  # first: nothing arrives while the rest is handed back
                 await self._nak_all(sink)
             await self._close_connection()
         self.notify()
@@ -225,9 +227,15 @@ class NatsBuffer(Buffer):
 
     async def _nak_all(self, sink: str) -> None:
         """Hand back what this daemon holds of the sink's: JetStream redelivers it at once, in order."""
-        messages = self._unread(sink)
-        self._held[sink] = {}
+        held, self._held[sink] = list(self._held[sink].values()), {}
+        await self._nak(sink, held + self._take_arrived(sink))
+
+    def _take_arrived(self, sink: str) -> list[Any]:
+        arrived = list(self._subs[sink].arrived)
         self._subs[sink].arrived.clear()
+        return arrived
+
+    async def _nak(self, sink: str, messages: list[Any]) -> None:
         for msg in messages:
             try:
                 await msg.nak()
@@ -303,10 +311,12 @@ class NatsBuffer(Buffer):
 
     async def _declare_again(self, sink: str) -> None:
         """The sink's consumer is gone from the server (deleted by someone): declare it again, so
-        its records are kept and handed out (from the stream's first record still held: some may
-        reach the sink twice, with the same ids)."""
+        records are kept for the sink again. It starts at the stream's first record still held (for
+        other sinks): some reach the sink twice, with the same ids; records no other sink wanted
+        while it was gone were deleted by the server (interest retention) and are not its any more."""
         self.log.error("a sink's nats consumer is gone from the server (deleted?); declaring it again: records "
-                       "still in the stream are handed out again (same ids)", sink=sink, consumer=self._durable(sink))
+                       "stored meanwhile that no other sink reads are lost to it, the rest reach it again (same "
+                       "ids)", sink=sink, consumer=self._durable(sink))
         await self._js.add_consumer(self.stream, self._consumer_config(sink))
 
     async def _watch_for_stall(self, sink: str, consumer: Any) -> None:
@@ -334,7 +344,7 @@ class NatsBuffer(Buffer):
                        pending=consumer.num_pending, silent_seconds=round(silent))
         with contextlib.suppress(Exception):
             await self._subs[sink].stop()
-        await self._nak_all(sink)
+        await self._nak(sink, self._take_arrived(sink))  # not what the sink holds: it acks those (by reply)
         self._subs[sink] = await self._consumer(sink)
         self._handed_at[sink] = now  # the new binding gets stall_seconds of its own
 
@@ -343,7 +353,7 @@ class NatsBuffer(Buffer):
 
     # records ---------------------------------------------------------------------------------
     async def append(self, records: Sequence[NewRecord], checkpoint: tuple[str, bytes] | None = None) -> None:
-        if self._publisher is None or not self._nc.is_connected:
+        if self._publisher is None or self._nc is None or not self._nc.is_connected:
             self.healthy = False
             raise BufferUnavailable("nats is not connected")
         timeout = self.config.publish_timeout_seconds
@@ -361,7 +371,9 @@ class NatsBuffer(Buffer):
         self.healthy = True  # no notify(): a read waits on the server, not on ``wait``
 
     def append_soon(self, records: Sequence[NewRecord], done: Callable[[BaseException | None], None]) -> bool:
-        if self._publisher is None or not self._nc.is_connected:
+        if self._publisher is None or self._nc is None:
+            raise BufferUnavailable("the nats buffer is closed")
+        if not self._nc.is_connected:
             return False  # ``append`` says why
         self._publisher.publish_soon(self._messages(records), functools.partial(self._published, done))
         return True

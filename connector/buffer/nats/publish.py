@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...errors import BufferFull, BufferUnavailable
+from ...logging import logger
 
 Message = tuple[str, bytes, dict[str, str]]  # subject, body, headers
 Done = Callable[[BaseException | None], None]
@@ -105,7 +106,10 @@ class AckedPublisher:
             return
         for token in append.tokens:
             self._waiting.pop(token, None)
-        done(error)
+        try:
+            done(error)
+        except Exception as exc:  # one appender's failure must not leave the others of its turn waiting
+            logger("buffer").error("an appender failed on its outcome", error=repr(exc))
 
     async def _on_ack(self, msg: Any) -> None:
         append = self._waiting.get(msg.subject[len(self._prefix):])

@@ -11,8 +11,9 @@ nats-py's ``fetch`` gathers a batch with ``Subscription.next_msg``, two tasks an
 message: most of the delivery side's CPU in NATS mode. Here messages land in a deque from the
 subscription's callback, and a read takes what is there, or sends one request (if none is open)
 and waits for the first message. A request left open after a read keeps bringing messages into
-the deque (never more than ``batch`` outstanding); the buffer counts them as held (their ack
-deadline extended, nak'ed on close). Each request replies to a subject of its own, so a late
+the deque (``batch`` at most outstanding, or twice that when the event loop ran so late that a
+request was taken as ended while the server still answered it); the buffer counts them as held
+(their ack deadline extended, nak'ed on close). Each request replies to a subject of its own, so a late
 status of an ended request is not taken for the current one's (records come with their stream
 subject: they are counted against the open request, the only one).
 """
