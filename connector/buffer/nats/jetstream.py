@@ -236,11 +236,15 @@ class NatsBuffer(Buffer):
         return arrived
 
     async def _nak(self, sink: str, messages: list[Any]) -> None:
+        failed: list[str] = []
         for msg in messages:
             try:
                 await msg.nak()
             except (OSError, nats.errors.Error) as exc:  # redelivered after ack_wait instead
-                self.log.warning("nats nak failed", sink=sink, error=type(exc).__name__)
+                failed.append(type(exc).__name__)
+        if failed:  # once, not once a record: a lost connection fails them all
+            self.log.warning("nats nak failed; those records come back after ack_wait_seconds", sink=sink,
+                             records=len(failed), error=failed[0])
 
     async def _close_connection(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
